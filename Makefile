@@ -1,0 +1,41 @@
+# pullguard — the two commands a newcomer types: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+CONFIG ?= examples/config.yaml
+
+.PHONY: install run test lint typecheck unit fuzz bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+## run: the webhook on https://127.0.0.1:8443 (self-signed certificate under .pullguard/ on first run)
+run: install
+	$(BIN)/pullguard serve --config $(CONFIG)
+
+## test: lint, types, import layering, then every test (real registries, containerd, moto, TLS)
+test: lint unit
+
+lint: install
+	$(BIN)/ruff check webhook tests bench
+	$(BIN)/ruff format --check webhook tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: install
+	$(BIN)/pytest
+
+fuzz: install
+	PULLGUARD_FUZZ_EXAMPLES=$${PULLGUARD_FUZZ_EXAMPLES:-100000} $(BIN)/pytest -q tests/fuzz -p no:randomly
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pullguard .mypy_cache .ruff_cache build *.egg-info

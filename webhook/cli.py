@@ -1,0 +1,207 @@
+"""``pullguard`` (also ``kubectl-pullguard``): check manifests in CI, explain one image.
+
+A composition root: reads the configuration, builds adapters, hands them to the engine, renders
+the report and maps it to the exit codes of DESIGN 1.1 — 0 every image will pull, 1 at least one
+will not, 2 bad usage or bad input (the message names file, document and field), 3 nothing failed
+but something could not be determined (``--allow-unknown`` maps 3 to 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import click
+
+from webhook.adapters.manifests import Document, read_inputs
+from webhook.adapters.stream_objects import StreamObjects
+from webhook.core.errors import InputError, PullguardError
+from webhook.core.objects import secret_from_dict, service_account_from_dict
+from webhook.core.render import image_lines, render_text
+from webhook.core.verdict import Report
+from webhook.engine import Engine, EngineOptions
+from webhook.settings import Config, cluster_view, load_config
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"pullguard: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _engine(config: Config) -> Engine:
+    return Engine(
+        EngineOptions(
+            on_unknown=config.on_unknown,
+            exempt_namespaces=config.exempt_namespaces,
+            deadline_seconds=config.timeouts.deadline_seconds,
+            request_seconds=config.timeouts.request_seconds,
+            exact_platforms=config.cluster.platform_match == "exact",
+        )
+    )
+
+
+def _collect_objects(docs: Sequence[Document], namespace: str, store: StreamObjects) -> None:
+    """Feed Secrets and ServiceAccounts of the input to the in-memory source (as the cluster would)."""
+    for doc in docs:
+        kind = doc.obj.get("kind")
+        try:
+            if kind == "Secret":
+                store.add_secret(secret_from_dict(doc.obj, namespace, doc.source))
+            elif kind == "ServiceAccount":
+                store.add_service_account(service_account_from_dict(doc.obj, namespace, doc.source))
+        except InputError as exc:
+            _fail(f"{doc.source}: {exc.message}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="pullguard")
+def cli() -> None:
+    """Will the node be able to pull every image, with the identity it will actually use?"""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="configuration file (DESIGN 1.3)")
+@click.option("--namespace", default="default", show_default=True, help="namespace for objects that name none")
+@click.option(
+    "--output", type=click.Choice(["text", "json", "sarif", "github", "junit"]), default="text", show_default=True
+)
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="read Secrets, ServiceAccounts, Nodes from a cluster")
+@click.option("--context", help="kubeconfig context")
+@click.option("--offline", is_flag=True, help="contact no registry: parse, resolve identities, report the plan")
+@click.option("--allow-unknown", is_flag=True, help="exit 0 instead of 3 when something could not be determined")
+def check(
+    paths: tuple[str, ...],
+    config_path: str | None,
+    namespace: str,
+    output: str,
+    kubeconfig: str | None,
+    context: str | None,
+    offline: bool,
+    allow_unknown: bool,
+) -> None:
+    """Check Pods and workloads in PATHS (files, directories, or '-' for stdin)."""
+    try:
+        config = load_config(config_path)
+        docs = read_inputs(list(paths) or ["-"])
+    except PullguardError as exc:
+        _fail(str(exc))
+    store = StreamObjects()
+    _collect_objects(docs, namespace, store)
+    engine = _engine(config)
+    view = cluster_view(config, pods_admitted=False)
+    results = asyncio.run(
+        engine.check_many([(d.obj, d.source) for d in docs], view, store, default_namespace=namespace, offline=offline)
+    )
+    report = Report(tuple(results), offline=offline)
+    _emit(report, output, docs)
+    sys.exit(report.exit_code(allow_unknown or offline))
+
+
+def _emit(report: Report, output: str, docs: Sequence[Document]) -> None:
+    if output == "json":
+        click.echo(json.dumps(report.to_json(), indent=2))
+    elif output == "text":
+        click.echo(render_text(report, color=sys.stdout.isatty()), nl=False)
+    else:
+        from webhook.outputs import render_ci
+
+        click.echo(render_ci(report, output, docs), nl=False)
+
+
+def _explain_secrets(secret_files: Sequence[str], namespace: str, store: StreamObjects) -> list[str]:
+    names: list[str] = []
+    try:
+        docs = read_inputs(list(secret_files))
+    except PullguardError as exc:
+        _fail(str(exc))
+    for doc in docs:
+        kind = doc.obj.get("kind")
+        try:
+            if kind == "Secret":
+                secret = secret_from_dict(doc.obj, namespace, doc.source)
+                if secret.namespace != namespace:
+                    # Only the reviewed namespace's secrets are ever used (DESIGN 5).
+                    secret = type(secret)(namespace, secret.name, secret.type, secret.data, secret.source)
+                store.add_secret(secret)
+                names.append(secret.name)
+            elif kind == "ServiceAccount":
+                store.add_service_account(service_account_from_dict(doc.obj, namespace, doc.source))
+            else:
+                _fail(f"{doc.source}: --secret-file holds a {kind or 'document without kind'}; expected Secret")
+        except InputError as exc:
+            _fail(f"{doc.source}: {exc.message}")
+    return names
+
+
+@cli.command()
+@click.argument("image")
+@click.option("--namespace", default="default", show_default=True)
+@click.option("--service-account", default="default", show_default=True)
+@click.option("--pull-secret", "pull_secrets", multiple=True, help="pull secret name (repeatable, in order)")
+@click.option("--secret-file", "secret_files", multiple=True, type=click.Path(dir_okay=False), help="Secret manifests")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--offline", is_flag=True, help="contact no registry: report the plan")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def explain(
+    image: str,
+    namespace: str,
+    service_account: str,
+    pull_secrets: tuple[str, ...],
+    secret_files: tuple[str, ...],
+    config_path: str | None,
+    offline: bool,
+    output: str,
+) -> None:
+    """The four answers for one IMAGE: exists? public? which identity? permitted? — and the fix."""
+    try:
+        config = load_config(config_path)
+    except PullguardError as exc:
+        _fail(str(exc))
+    store = StreamObjects()
+    file_secrets = _explain_secrets(secret_files, namespace, store)
+    names = list(pull_secrets) or file_secrets
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "explain", "namespace": namespace},
+        "spec": {
+            "serviceAccountName": service_account,
+            "containers": [{"name": "explain", "image": image}],
+            "imagePullSecrets": [{"name": n} for n in names],
+        },
+    }
+    engine = _engine(config)
+    # explain answers for the image itself: namespace exemptions do not hide it.
+    engine.options = EngineOptions(
+        engine.options.on_unknown, (), engine.options.deadline_seconds, engine.options.request_seconds,
+        engine.options.exact_platforms,
+    )
+    view = cluster_view(config, pods_admitted=False)
+    result = asyncio.run(engine.check_object(pod, view, store, default_namespace=namespace, source="explain", offline=offline))
+    if result is None or not result.images:
+        findings = "; ".join(f.message for f in (result.findings if result else ()))
+        _fail(f"cannot explain {image!r}: {findings or 'no image'}")
+    verdict = result.images[0]
+    report = Report((result,), offline=offline)
+    if output == "json":
+        click.echo(json.dumps(verdict.to_json(), indent=2))
+    else:
+        for f in result.findings:
+            click.echo(f"! {f.field + ': ' if f.field else ''}{f.message}")
+        click.echo("\n".join(image_lines(verdict, color=sys.stdout.isatty())))
+    sys.exit(report.exit_code(allow_unknown=offline))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``pullguard`` and ``kubectl-pullguard`` commands."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="pullguard")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
