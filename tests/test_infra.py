@@ -91,6 +91,9 @@ def test_push_all_media_kinds_and_head_them(registry_noauth: RegistryProcess, re
         # and by digest
         assert _head(registry_noauth, repo, p.digest).headers["Docker-Content-Digest"] == p.digest
     assert not tag_exists(registry_noauth, repo, "missing")
+    untagged = push_image(registry_noauth, repo, None, arch="arm64", variant="v8")
+    assert untagged.ref == untagged.digest_ref == f"{registry_noauth.host}/{repo}@{untagged.digest}"
+    assert _head(registry_noauth, repo, untagged.digest).status_code == 200
     assert not tag_exists(registry_noauth, repo_name("nothere"), "v1")
 
     children = pushed["oci-index"].children
@@ -351,6 +354,8 @@ def test_containerd_failure_messages(  # noqa: PLR0917 - one fixture per registr
     # Documented containerd behaviour: a single-arch manifest is NOT platform-checked at pull time.
     wrong_arch = containerd.pull(single.ref, platform="linux/arm64")
     assert wrong_arch.ok, wrong_arch.message
+    by_digest = containerd.pull(single.digest_ref)
+    assert by_digest.ok, by_digest.message
     containerd.remove_all_images()
 
 

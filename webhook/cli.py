@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NoReturn
 
 import click
@@ -21,8 +22,9 @@ from webhook.adapters.stream_objects import StreamObjects
 from webhook.core.errors import InputError, PullguardError
 from webhook.core.objects import secret_from_dict, service_account_from_dict
 from webhook.core.render import image_lines, render_text
-from webhook.core.verdict import Report
-from webhook.engine import Engine, EngineOptions
+from webhook.assembly import build, engine_options
+from webhook.core.verdict import ObjectVerdict, Report
+from webhook.engine import Engine
 from webhook.settings import Config, cluster_view, load_config
 
 EXIT_BAD_INPUT = 2
@@ -33,16 +35,28 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_BAD_INPUT)
 
 
-def _engine(config: Config) -> Engine:
-    return Engine(
-        EngineOptions(
-            on_unknown=config.on_unknown,
-            exempt_namespaces=config.exempt_namespaces,
-            deadline_seconds=config.timeouts.deadline_seconds,
-            request_seconds=config.timeouts.request_seconds,
-            exact_platforms=config.cluster.platform_match == "exact",
-        )
-    )
+async def _check(
+    config: Config,
+    objects: Sequence[tuple[Mapping[str, Any], str]],
+    store: StreamObjects,
+    namespace: str,
+    *,
+    offline: bool,
+    exempt: bool = True,
+) -> list[ObjectVerdict]:
+    """Run the engine once: offline without any registry client, online with the full assembly."""
+    options = engine_options(config)
+    if not exempt:
+        options = replace(options, exempt_namespaces=())
+    view = cluster_view(config, pods_admitted=False)
+    if offline:
+        return await Engine(options).check_many(objects, view, store, default_namespace=namespace, offline=True)
+    assembly = build(config)
+    assembly.engine.options = options
+    try:
+        return await assembly.engine.check_many(objects, view, store, default_namespace=namespace)
+    finally:
+        await assembly.aclose()
 
 
 def _collect_objects(docs: Sequence[Document], namespace: str, store: StreamObjects) -> None:
@@ -93,11 +107,7 @@ def check(
         _fail(str(exc))
     store = StreamObjects()
     _collect_objects(docs, namespace, store)
-    engine = _engine(config)
-    view = cluster_view(config, pods_admitted=False)
-    results = asyncio.run(
-        engine.check_many([(d.obj, d.source) for d in docs], view, store, default_namespace=namespace, offline=offline)
-    )
+    results = asyncio.run(_check(config, [(d.obj, d.source) for d in docs], store, namespace, offline=offline))
     report = Report(tuple(results), offline=offline)
     _emit(report, output, docs)
     sys.exit(report.exit_code(allow_unknown or offline))
@@ -105,7 +115,7 @@ def check(
 
 def _emit(report: Report, output: str, docs: Sequence[Document]) -> None:
     if output == "json":
-        click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     elif output == "text":
         click.echo(render_text(report, color=sys.stdout.isatty()), nl=False)
     else:
@@ -127,7 +137,7 @@ def _explain_secrets(secret_files: Sequence[str], namespace: str, store: StreamO
                 secret = secret_from_dict(doc.obj, namespace, doc.source)
                 if secret.namespace != namespace:
                     # Only the reviewed namespace's secrets are ever used (DESIGN 5).
-                    secret = type(secret)(namespace, secret.name, secret.type, secret.data, secret.source)
+                    secret = replace(secret, namespace=namespace)
                 store.add_secret(secret)
                 names.append(secret.name)
             elif kind == "ServiceAccount":
@@ -176,21 +186,16 @@ def explain(
             "imagePullSecrets": [{"name": n} for n in names],
         },
     }
-    engine = _engine(config)
     # explain answers for the image itself: namespace exemptions do not hide it.
-    engine.options = EngineOptions(
-        engine.options.on_unknown, (), engine.options.deadline_seconds, engine.options.request_seconds,
-        engine.options.exact_platforms,
-    )
-    view = cluster_view(config, pods_admitted=False)
-    result = asyncio.run(engine.check_object(pod, view, store, default_namespace=namespace, source="explain", offline=offline))
+    results = asyncio.run(_check(config, [(pod, "explain")], store, namespace, offline=offline, exempt=False))
+    result = results[0] if results else None
     if result is None or not result.images:
         findings = "; ".join(f.message for f in (result.findings if result else ()))
         _fail(f"cannot explain {image!r}: {findings or 'no image'}")
     verdict = result.images[0]
     report = Report((result,), offline=offline)
     if output == "json":
-        click.echo(json.dumps(verdict.to_json(), indent=2))
+        click.echo(json.dumps(verdict.to_json(), indent=2, ensure_ascii=False))
     else:
         for f in result.findings:
             click.echo(f"! {f.field + ': ' if f.field else ''}{f.message}")

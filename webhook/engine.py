@@ -1,26 +1,46 @@
 """The check engine: plan each workload, ask the registry as each identity, assess.
 
-Runs the pure planner (``core.identity``) with the Secrets and ServiceAccounts a ``SecretSource``
-returns, then — unless offline — asks the registry through the ``RegistryProbe`` port for every
-planned attempt in kubelet order, and turns the answers into verdicts (``core.assess``).
-It is the only place that knows about time budgets and concurrency; it never imports an adapter.
+For every image it runs the pure planner's attempts in kubelet order — stopping at the first that
+pulls, never retrying anonymously after a matched credential failed — then, only when the image
+fails, an anonymous probe (is it public?) and a tag listing (did you mean…?). Answers are cached
+per (registry, repository, reference, credential fingerprint) with the configured TTLs and
+single-flighted, so 200 concurrent admissions of one new image cost one registry round trip.
+Images are checked in parallel; the whole check is bounded by a deadline and whatever has not
+answered by then is a ``timeout`` verdict, never a hang. The engine only talks to ports.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core.assess import planned_only
+from webhook.core.assess import NOT_TRIED, Observation, assess, planned_only
 from webhook.core.errors import InputError
 from webhook.core.findings import Finding
-from webhook.core.identity import AccountResult, ClusterView, PodPlan, SecretResult, plan_pod
-from webhook.core.objects import ObjectRef
-from webhook.core.verdict import ImageVerdict, ObjectVerdict, is_allowed
+from webhook.core.identity import (
+    AccountResult,
+    ClusterView,
+    Identity,
+    ImagePlan,
+    PlannedAttempt,
+    PodPlan,
+    SecretResult,
+    plan_pod,
+)
+from webhook.core.objects import ObjectRef, ServiceAccountObject
+from webhook.core.reference import ImageReference
+from webhook.core.suggest import nearest_tags
+from webhook.core.verdict import DEFINITE_FAILURES, ImageVerdict, ObjectVerdict, is_allowed
 from webhook.core.workloads import PodTemplate, extract, object_ref
-from webhook.ports import SecretSource
+from webhook.ports import NodeIdentityChecker, RegistryProbe, SecretSource
+
+ANONYMOUS = PlannedAttempt(Identity("anonymous"))
+#: Results that say nothing lasting about the registry: never cached.
+_UNCACHED = frozenset({"timeout", "unreachable", "rate-limited", "undetermined", "refused-destination"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,48 +50,74 @@ class EngineOptions:
     deadline_seconds: float = 8.0
     request_seconds: float = 2.0
     exact_platforms: bool = False
+    tag_ttl: float = 300.0
+    digest_ttl: float = 3600.0
+    negative_ttl: float = 30.0
+    cache_entries: int = 20000
+
+
+@dataclass(slots=True)
+class _Cached:
+    observation: Observation
+    expires: float
 
 
 class Engine:
     """Checks objects; one instance serves many checks (it owns the caches)."""
 
-    def __init__(self, options: EngineOptions) -> None:
+    def __init__(
+        self,
+        options: EngineOptions,
+        registry: RegistryProbe | None = None,
+        checkers: Mapping[str, NodeIdentityChecker] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.options = options
+        self.registry = registry
+        self.checkers = dict(checkers or {})
+        self._clock = clock
+        self._cache: dict[tuple[str, ...], _Cached] = {}
+        self._inflight: dict[tuple[str, ...], asyncio.Task[Observation]] = {}
+        self.stats: Counter[str] = Counter()
+
+    # -- objects ---------------------------------------------------------------------------------
 
     async def gather(
         self, template: PodTemplate, secrets: SecretSource, admitted: bool
     ) -> tuple[dict[str, SecretResult], AccountResult]:
-        """Read the pull secrets and (for templates) the ServiceAccount the plan needs."""
+        """Read the pull secrets and (when its rule applies) the ServiceAccount the plan needs."""
         namespace = template.object.namespace or "default"
         account: AccountResult = None
         names = [r.name for r in template.pull_secrets if r.name]
         if not template.pull_secrets and not (template.is_pod and admitted):
             account = await secrets.get_service_account(namespace, template.service_account)
-            if account is not None and not isinstance(account, str) and hasattr(account, "image_pull_secrets"):
+            if isinstance(account, ServiceAccountObject):
                 names = [n for n in account.image_pull_secrets if n]
-        results = await asyncio.gather(*(secrets.get_secret(namespace, n) for n in dict.fromkeys(names)))
-        return dict(zip(dict.fromkeys(names), results, strict=True)), account
+        unique = list(dict.fromkeys(names))
+        results = await asyncio.gather(*(secrets.get_secret(namespace, n) for n in unique))
+        return dict(zip(unique, results, strict=True)), account
 
-    def plan(
+    async def plan(self, template: PodTemplate, cluster: ClusterView, secrets: SecretSource) -> PodPlan:
+        found, account = await self.gather(template, secrets, cluster.pods_admitted)
+        return plan_pod(template, cluster, found, account)
+
+    async def check_template(
         self,
         template: PodTemplate,
         cluster: ClusterView,
-        secrets: Mapping[str, SecretResult],
-        account: AccountResult,
-    ) -> PodPlan:
-        return plan_pod(template, cluster, secrets, account)
-
-    async def check_template(
-        self, template: PodTemplate, cluster: ClusterView, secrets: SecretSource, *, offline: bool
+        secrets: SecretSource,
+        *,
+        offline: bool = False,
+        deadline: float | None = None,
     ) -> ObjectVerdict:
         namespace = template.object.namespace
         if namespace in self.options.exempt_namespaces:
             return ObjectVerdict(template.object, True, (), (), exempt=f"namespace {namespace} is exempt")
-        found, account = await self.gather(template, secrets, cluster.pods_admitted)
-        plan = self.plan(template, cluster, found, account)
-        images: list[ImageVerdict] = [planned_only(p) for p in plan.images] if offline else []
-        if not offline:
-            raise NotImplementedError("online checks are provided by the registry engine")
+        plan = await self.plan(template, cluster, secrets)
+        if offline or self.registry is None:
+            images = [planned_only(p) for p in plan.images]
+        else:
+            images = await self.check_images(plan.images, deadline)
         allowed = is_allowed(images, plan.findings, self.options.on_unknown)
         return ObjectVerdict(template.object, allowed, plan.findings, tuple(images))
 
@@ -84,17 +130,17 @@ class Engine:
         default_namespace: str,
         source: str = "",
         offline: bool = False,
+        deadline: float | None = None,
     ) -> ObjectVerdict | None:
-        """Check one manifest; None when it is not a workload. Malformed objects become a verdict."""
+        """Check one manifest; None when it is not a workload. A malformed object is a verdict."""
         try:
             template = extract(obj, default_namespace, source)
         except InputError as exc:
             ref: ObjectRef = object_ref(obj, default_namespace, source)
-            finding = Finding("invalid-object", exc.field, exc.message, "error")
-            return ObjectVerdict(ref, False, (finding,), ())
+            return ObjectVerdict(ref, False, (Finding("invalid-object", exc.field, exc.message, "error"),), ())
         if template is None:
             return None
-        return await self.check_template(template, cluster, secrets, offline=offline)
+        return await self.check_template(template, cluster, secrets, offline=offline, deadline=deadline)
 
     async def check_many(
         self,
@@ -105,10 +151,142 @@ class Engine:
         default_namespace: str,
         offline: bool = False,
     ) -> list[ObjectVerdict]:
+        """Check every object concurrently (the caches make repeated images nearly free)."""
+        started = self._clock()
+        deadline = started + self.options.deadline_seconds * max(1, len(objects))
         results = await asyncio.gather(
             *(
-                self.check_object(obj, cluster, secrets, default_namespace=default_namespace, source=src, offline=offline)
+                self.check_object(
+                    obj, cluster, secrets, default_namespace=default_namespace, source=src, offline=offline,
+                    deadline=deadline,
+                )
                 for obj, src in objects
             )
         )
         return [r for r in results if r is not None]
+
+    # -- images ----------------------------------------------------------------------------------
+
+    async def check_images(self, plans: Sequence[ImagePlan], deadline: float | None = None) -> list[ImageVerdict]:
+        """Verdicts for ``plans`` in parallel, bounded by ``deadline`` (monotonic seconds)."""
+        if deadline is None:
+            deadline = self._clock() + self.options.deadline_seconds
+        tasks = [asyncio.ensure_future(self._check_image(p)) for p in plans]
+        if not tasks:
+            return []
+        remaining = max(0.0, deadline - self._clock())
+        done, pending = await asyncio.wait(tasks, timeout=remaining)
+        for task in pending:
+            task.cancel()
+        out: list[ImageVerdict] = []
+        for plan, task in zip(plans, tasks, strict=True):
+            if task in done and not task.cancelled() and task.exception() is None:
+                out.append(task.result())
+            else:
+                self.stats["deadline_exceeded"] += 1
+                out.append(self._timed_out(plan, deadline))
+        return out
+
+    def _timed_out(self, plan: ImagePlan, deadline: float) -> ImageVerdict:
+        budget = self.options.deadline_seconds
+        obs = [
+            [Observation("timeout", detail=f"the check did not finish within its {budget:g}s deadline")]
+            + [NOT_TRIED] * (len(g.attempts) - 1)
+            for g in plan.groups
+        ]
+        return assess(plan, obs, exact_platforms=self.options.exact_platforms)
+
+    async def _check_image(self, plan: ImagePlan) -> ImageVerdict:
+        ref = plan.reference
+        if plan.certain is not None or ref is None:
+            return assess(plan, [])
+        observations: list[list[Observation]] = []
+        for group in plan.groups:
+            obs: list[Observation] = []
+            succeeded = False
+            for attempt in group.attempts:
+                if succeeded:
+                    obs.append(NOT_TRIED)
+                    continue
+                o = await self.observe(ref, attempt)
+                obs.append(o)
+                succeeded = o.result == "pullable"
+            observations.append(obs)
+        verdict = assess(plan, observations, exact_platforms=self.options.exact_platforms)
+        if verdict.outcome not in DEFINITE_FAILURES or verdict.outcome == "platform-mismatch":
+            return verdict
+        anonymous = None
+        if not any(a.identity.kind == "anonymous" for g in plan.groups for a in g.attempts):
+            anonymous = await self.observe(ref, ANONYMOUS)
+        suggestions: list[str] = []
+        if verdict.outcome == "not-found" and ref.tag and not ref.digest:
+            seer = self._seer(plan, observations, anonymous)
+            if seer is not None and self.registry is not None:
+                listed = await self.registry.list_tags(ref, seer.credential)
+                if listed is not None:
+                    suggestions = nearest_tags(ref.tag, listed[0])
+        return assess(
+            plan, observations, anonymous, exact_platforms=self.options.exact_platforms, suggestions=suggestions
+        )
+
+    @staticmethod
+    def _seer(
+        plan: ImagePlan, observations: Sequence[Sequence[Observation]], anonymous: Observation | None
+    ) -> PlannedAttempt | None:
+        """An identity the registry let look (it answered 404): it may list the tags."""
+        for group, obs in zip(plan.groups, observations, strict=True):
+            for attempt, o in zip(group.attempts, obs, strict=True):
+                if o.result == "not-found" and attempt.provider is None:
+                    return attempt
+        if anonymous is not None and anonymous.result == "not-found":
+            return ANONYMOUS
+        return None
+
+    # -- one question to the registry, cached and single-flighted ---------------------------------
+
+    async def observe(self, ref: ImageReference, attempt: PlannedAttempt) -> Observation:
+        if attempt.provider is not None:
+            checker = self.checkers.get(attempt.provider.kind)
+            if checker is None:
+                return Observation(
+                    "undetermined",
+                    detail=f"pullguard cannot act as {attempt.identity.display} (the {attempt.provider.name} "
+                    "credential provider); configure its integration or check this image by hand",
+                )
+            return await checker.check(ref, attempt)
+        key = (ref.domain, ref.path, ref.manifest_reference, attempt.fingerprint)
+        now = self._clock()
+        hit = self._cache.get(key)
+        if hit is not None and hit.expires > now:
+            self.stats["cache_hit"] += 1
+            return hit.observation
+        task = self._inflight.get(key)
+        if task is None:
+            self.stats["cache_miss"] += 1
+            task = asyncio.ensure_future(self._ask(ref, attempt))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t, k=key: self._inflight.pop(k, None))
+        else:
+            self.stats["single_flight"] += 1
+        observation = await asyncio.shield(task)
+        self._store(key, ref, observation)
+        return observation
+
+    async def _ask(self, ref: ImageReference, attempt: PlannedAttempt) -> Observation:
+        assert self.registry is not None
+        return await self.registry.check(ref, attempt.credential, want_manifest=True)
+
+    def _store(self, key: tuple[str, ...], ref: ImageReference, observation: Observation) -> None:
+        if observation.result in _UNCACHED:
+            return
+        if observation.result == "pullable":
+            ttl = self.options.digest_ttl if ref.digest else self.options.tag_ttl
+        else:
+            ttl = self.options.negative_ttl
+        if ttl <= 0:
+            return
+        if len(self._cache) >= self.options.cache_entries:
+            now = self._clock()
+            for k in [k for k, v in self._cache.items() if v.expires <= now] or list(self._cache)[:1000]:
+                self._cache.pop(k, None)
+        self._cache[key] = _Cached(observation, self._clock() + ttl)

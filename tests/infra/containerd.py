@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import NoReturn, Self
 
 from tests.infra._process import (
     clean_env,
@@ -111,7 +111,7 @@ class Containerd:
         self._containerd = shutil.which(CONTAINERD_BIN) or CONTAINERD_BIN
         self._ctr_bin = shutil.which(CTR_BIN) or CTR_BIN
 
-    def _fail(self, what: str) -> None:
+    def _fail(self, what: str) -> NoReturn:
         tail = log_tail(self.log_path)
         code = self._proc.poll() if self._proc else None
         self.stop()
@@ -153,7 +153,6 @@ disabled_plugins = [
             if status.get(name) == "ok":
                 return name
         self._fail(f"has no usable snapshotter (plugins: {status})")
-        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ ctr
     @property

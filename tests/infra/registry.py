@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, NoReturn, Self
 
 import bcrypt
 import httpx
@@ -129,7 +129,7 @@ class RegistryProcess:
     def __exit__(self, *exc: object | TracebackType) -> None:
         self.stop()
 
-    def _fail(self, what: str) -> None:
+    def _fail(self, what: str) -> NoReturn:
         tail = log_tail(self.log_path)
         code = self._proc.poll() if self._proc else None
         self.stop()

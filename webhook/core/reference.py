@@ -69,7 +69,7 @@ NAME_TOTAL_LENGTH_MAX = 255  # reference.go: limits the path only, never the dom
 DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}  # go-digest, when registered
 _LEGACY_DOMAIN = "index.docker.io"
 _LIBRARY = "library/"
-_ALGORITHMS_TEXT = "sha256, sha384 and sha512"
+_ALGORITHMS = "sha256, sha384 and sha512"
 
 # Go error strings (reference.go; go-digest digest.go).
 _ERR_FORMAT = "invalid reference format"
@@ -87,7 +87,8 @@ _REMOTE_NAME = f"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 _DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN_AND_PORT = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
 _TAG = r"\w[\w.-]{0,127}"
-_DIGEST = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,}"
+_ALGORITHM = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*"
+_DIGEST = _ALGORITHM + ":[0-9A-Fa-f]{32,}"
 
 
 def _anchored(pattern: str) -> re.Pattern[str]:
@@ -106,7 +107,7 @@ _GO_DIGEST_RE = _anchored("[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")  # go
 _LOWER_HEX_RE = _anchored("[a-f0-9]+")
 _SCHEME_RE = re.compile("[A-Za-z][A-Za-z0-9+.-]*://")
 _SEPARATOR_RUN_RE = re.compile("[._-]+")
-_ALGORITHM_RE = _anchored("[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*")  # digestPat before ':'
+_ALGORITHM_RE = _anchored(_ALGORITHM)
 _PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF")
 
@@ -131,14 +132,14 @@ class ImageReference:
 
     @property
     def pull_reference(self) -> str:
-        """What containerd CRI pulls (``ParseDockerRef``): drop the tag if a digest is given, else add ``:latest``."""
+        """``ParseDockerRef``, what containerd CRI pulls: ``name@digest`` (tag dropped), else ``name:tag``."""
         if self.digest:
             return f"{self.name}@{self.digest}"
         return f"{self.name}:{self.tag or DEFAULT_TAG}"
 
     @property
     def manifest_reference(self) -> str:
-        """The ``<reference>`` in ``/v2/<path>/manifests/<reference>``: the digest, else the tag, else latest."""
+        """The ``<ref>`` of ``/v2/<path>/manifests/<ref>``: the digest, else the tag, else ``latest``."""
         return self.digest or self.tag or DEFAULT_TAG
 
     @property
@@ -156,7 +157,7 @@ class ImageReference:
 
     @property
     def default_pull_policy(self) -> str:
-        """``SetDefaults_Container``: ``Always`` when ParseImageName's tag is ``latest``, else ``IfNotPresent``."""
+        """``SetDefaults_Container``: ``Always`` if kubelet's tag is ``latest``, else ``IfNotPresent``."""
         latest = self.tag == DEFAULT_TAG or (self.tag is None and self.digest is None)
         return "Always" if latest else "IfNotPresent"
 
@@ -215,7 +216,7 @@ def parse_normalized_named(text: str) -> ImageReference:
     """
     if IDENTIFIER_RE.match(text):
         upstream = f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings"
-        reason = "a bare 64-character hex string is an image ID, not a repository; pin a digest as 'name@sha256:<hex>'"
+        reason = "a bare 64-hex string is an image ID, not a repository; pin a digest as 'name@sha256:<hex>'"
         raise InvalidReferenceError(text, reason, upstream)
     domain, remainder = _split_docker_domain(text)
     remote = remainder.partition(":")[0]
@@ -264,7 +265,7 @@ def parse_named(text: str) -> ImageReference:
     """``ParseNamed`` (reference.go): ``ParseNormalizedNamed``, but ``text`` must already be canonical."""
     ref = parse_normalized_named(text)
     if str(ref) != text:
-        reason = f"the reference is not in canonical form; write it as {_clip(str(ref))!r}"
+        reason = f"the reference is not in canonical form; write it as {_q(str(ref))}"
         raise InvalidReferenceError(text, reason, _ERR_NOT_CANONICAL)
     return ref
 
@@ -349,34 +350,38 @@ def _digest_problem(digest: str) -> tuple[str, str] | None:
     """go-digest ``Digest.Validate``: (upstream, reason), or None when valid and registered."""
     algorithm, _, encoded = digest.partition(":")
     if not algorithm or not encoded:
-        return _ERR_DIGEST_FORMAT, f"the digest {_clip(digest)!r} is not of the form '<algorithm>:<hex>'"
+        return _ERR_DIGEST_FORMAT, f"the digest {_q(digest)} is not of the form '<algorithm>:<hex>'"
     size = DIGEST_HEX_LENGTHS.get(algorithm)
     if size is None:
         if not _GO_DIGEST_RE.match(digest):
-            return _ERR_DIGEST_FORMAT, f"the digest algorithm {algorithm!r} must be lower case, e.g. 'sha256'"
-        reason = f"the digest algorithm {algorithm!r} is not supported; kubelet and containerd accept {_ALGORITHMS_TEXT}"
+            return (
+                _ERR_DIGEST_FORMAT,
+                f"the digest algorithm {_q(algorithm)} must be lower case, e.g. 'sha256'",
+            )
+        reason = f"the digest algorithm {_q(algorithm)} is not supported; nodes accept {_ALGORITHMS}"
         return _ERR_DIGEST_UNSUPPORTED, reason
     if len(encoded) != size:
-        reason = f"the digest {_clip(digest)!r} has {len(encoded)} hex characters; {algorithm} needs {size}"
+        reason = f"the digest {_q(digest)} has {len(encoded)} hex characters; {algorithm} needs {size}"
         return _ERR_DIGEST_LENGTH, reason
     if not _LOWER_HEX_RE.match(encoded):
-        return _ERR_DIGEST_FORMAT, f"the digest {_clip(digest)!r} must be lower-case hexadecimal"
+        return _ERR_DIGEST_FORMAT, f"the digest {_q(digest)} must be lower-case hexadecimal"
     return None
 
 
-# ---- reasons: only computed once parsing has failed, so they may take their time -------------
+# ---- reasons: computed only after parsing failed ------------------------------------------------
 
 
-def _clip(text: str, limit: int = 72) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _q(text: str, limit: int = 72) -> str:
+    """``text`` quoted for a message, clipped so that a hostile reference cannot flood it."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _uppercase_reason(remote: str) -> str:
     name, at, algorithm = remote.partition("@")
     if at and _go_lower(name) == name:
-        return f"the digest algorithm {algorithm!r} must be lower case, e.g. 'sha256'"
+        return f"the digest algorithm {_q(algorithm)} must be lower case, e.g. 'sha256'"
     return (
-        f"the repository path {_clip(remote)!r} contains upper-case letters; repository names must be "
+        f"the repository path {_q(remote)} contains upper-case letters; repository names must be "
         "lower case (only the registry host may contain capitals)"
     )
 
@@ -392,13 +397,13 @@ def _explain(text: str) -> str:
     if any(c.isspace() for c in text):
         return "the reference contains whitespace"
     if text.startswith("[") and (problem := _explain_domain(text.partition("/")[0])):
-        return problem  # before the '@' split: a zone id may contain '@'
+        return problem  # before splitting at '@': a zone id may hold one
     name, at, digest = text.partition("@")
     if at and (problem := _explain_digest(digest)):
         return problem
     slash, colon = name.rfind("/"), name.rfind(":")
     if slash < 0 and name.startswith("["):
-        return f"{_clip(name)!r} is a registry host with no repository after it; add '/<repository>'"
+        return f"{_q(name)} is a registry host with no repository after it; add '/<repository>'"
     if colon > slash:
         name, tag = name[:colon], name[colon + 1 :]
         if problem := _explain_tag(tag):
@@ -406,8 +411,8 @@ def _explain(text: str) -> str:
     if not name:
         return "the repository name is missing before the tag or digest"
     first, has_slash, rest = name.partition("/")
-    looks_like_host = "." in first or ":" in first or first.startswith("[") or first.lower() != first
-    if has_slash and (looks_like_host or first == "localhost"):
+    hostlike = first == "localhost" or first.lower() != first or any(c in first for c in ".:[")
+    if has_slash and hostlike:
         if problem := _explain_domain(first):
             return problem
         name = rest
@@ -415,21 +420,21 @@ def _explain(text: str) -> str:
 
 
 def _explain_digest(digest: str) -> str | None:
+    algorithm, colon, encoded = digest.partition(":")
     if not digest:
         return "the digest is empty after '@'"
     if "@" in digest:
         return "the reference contains more than one '@'"
-    algorithm, colon, encoded = digest.partition(":")
     if not colon or not algorithm:
-        return f"the digest {_clip(digest)!r} has no algorithm; write it as 'sha256:<64 hex characters>'"
+        return f"the digest {_q(digest)} has no algorithm; write it as 'sha256:<64 hex characters>'"
     if not _ALGORITHM_RE.match(algorithm):
-        return f"the digest algorithm {_clip(algorithm)!r} is malformed; use e.g. 'sha256'"
+        return f"the digest algorithm {_q(algorithm)} is malformed; use e.g. 'sha256'"
     if bad := next((c for c in encoded if c not in _HEX_CHARS), None):
-        return f"the digest {_clip(digest)!r} contains {bad!r}; the part after ':' must be hexadecimal"
+        return f"the digest {_q(digest)} contains {bad!r}; the part after ':' must be hexadecimal"
     if len(encoded) < 32:
         size = DIGEST_HEX_LENGTHS.get(algorithm.lower())
         needs = f"{algorithm} needs {size}" if size else "at least 32 are required"
-        return f"the digest {_clip(digest)!r} has {len(encoded)} hex characters; {needs}"
+        return f"the digest {_q(digest)} has {len(encoded)} hex characters; {needs}"
     return None
 
 
@@ -439,42 +444,38 @@ def _explain_tag(tag: str) -> str | None:
     if tag[0] in ".-":
         return f"the tag starts with {tag[0]!r}; a tag must start with a letter, digit or '_'"
     if bad := next((c for c in tag if not (c.isascii() and (c.isalnum() or c in "_.-"))), None):
-        return f"the tag {_clip(tag)!r} contains {bad!r}; tags may contain only letters, digits, '_', '.' and '-'"
+        return f"the tag {_q(tag)} contains {bad!r}; a tag may hold only letters, digits, '_', '.', '-'"
     if len(tag) > 128:
         return f"the tag is {len(tag)} characters; at most 128 are allowed"
     return None
 
 
 def _explain_domain(domain: str) -> str | None:
+    host, port = _host_and_port(domain)
+    what = f"the registry host {_q(domain)}"
     if domain.startswith("["):
-        end = domain.find("]")
-        if end < 0:
-            return f"the IPv6 registry host {_clip(domain)!r} has no closing ']'"
-        address, port = domain[1:end], domain[end + 1 :]
-        if "%" in address:
-            return f"the IPv6 registry host {_clip(domain)!r} has a zone identifier ('%...'), which is not allowed"
-        if "." in address:
-            return f"the IPv6 registry host {_clip(domain)!r} embeds an IPv4 address, which is not allowed"
-        if not address or any(c not in _HEX_CHARS and c != ":" for c in address):
-            return f"the IPv6 registry host {_clip(domain)!r} may contain only hex digits and ':'"
-        if port and not (port[0] == ":" and port[1:].isascii() and port[1:].isdigit()):
-            return f"the port after {domain[: end + 1]!r} must be ':<digits>'"
-        return None
-    if domain.count(":") > 1:
-        return f"the registry host {_clip(domain)!r} looks like an IPv6 address; write it in brackets, e.g. '[fc00::1]:5000'"
-    host, colon, port = domain.partition(":")
-    if colon and not (port.isascii() and port.isdigit()):
-        return f"the port {port!r} of registry host {_clip(host)!r} is not a number"
-    for label in host.split("."):
-        if not label:
-            return (
-                f"the registry host {_clip(host)!r} has an empty label (a leading, trailing or doubled '.')"
-            )
-        if bad := next((c for c in label if not (c.isascii() and (c.isalnum() or c == "-"))), None):
-            return f"the registry host {_clip(host)!r} contains {bad!r}; host names may contain only letters, digits, '-' and '.'"
-        if "-" in (label[0], label[-1]):
-            where = "starts" if label[0] == "-" else "ends"
-            return f"the registry host label {label!r} {where} with '-'"
+        if "]" not in domain:
+            return f"{what} has no closing ']'"
+        if "%" in host:
+            return f"{what} has an IPv6 zone identifier ('%...'); zone identifiers are not allowed"
+        if "." in host:
+            return f"{what} embeds an IPv4 address in IPv6; write the address in hex"
+        if not host or any(c not in _HEX_CHARS and c != ":" for c in host):
+            return f"{what}: an IPv6 address may contain only hex digits and ':'"
+        if domain[len(host) + 2 : len(host) + 3] not in ("", ":"):
+            return f"{what}: write a port after the IPv6 address as ':<digits>'"
+    elif ":" in port:
+        return f"{what} looks like an IPv6 address; write it in brackets, e.g. '[fc00::1]:5000'"
+    else:
+        for label in host.split("."):
+            if not label:
+                return f"{what} has an empty label (a leading, trailing or doubled '.')"
+            if bad := next((c for c in label if not (c.isascii() and (c.isalnum() or c == "-"))), None):
+                return f"{what} contains {bad!r}; a host may hold only letters, digits, '-' and '.'"
+            if "-" in (label[0], label[-1]):
+                return f"{what}: the label {_q(label)} {'starts' if label[0] == '-' else 'ends'} with '-'"
+    if ":" in domain.rpartition("]")[2] and not (port.isascii() and port.isdigit()):
+        return f"the port {_q(port)} of {what[4:]} is not a number"
     return None
 
 
@@ -484,23 +485,16 @@ def _explain_path(path: str) -> str | None:
     if path.endswith("/"):
         return "the repository path ends with '/'"
     for component in path.split("/"):
+        what = f"the component {_q(component)}"
         if not component:
             return "the repository path has an empty component ('//' or a leading '/')"
         if bad := next((c for c in component if c not in _PATH_CHARS), None):
             if bad.lower() != bad:
-                return f"the component {_clip(component)!r} contains upper-case letters; repository names must be lower case"
-            return (
-                f"the component {_clip(component)!r} contains {bad!r}; path components may contain only "
-                "a-z, 0-9 and the separators '.', '_', '__', '-'"
-            )
-        if component[0] in "._-":
-            return f"the component {_clip(component)!r} starts with a separator"
-        if component[-1] in "._-":
-            return f"the component {_clip(component)!r} ends with a separator"
+                return f"{what} contains upper-case letters; repository names must be lower case"
+            return f"{what} contains {bad!r}; allowed are a-z, 0-9 and the separators '.', '_', '__', '-'"
+        if component[0] in "._-" or component[-1] in "._-":
+            return f"{what} {'starts' if component[0] in '._-' else 'ends'} with a separator"
         for run in _SEPARATOR_RUN_RE.findall(component):
             if run not in (".", "_", "__") and set(run) != {"-"}:
-                return (
-                    f"the component {_clip(component)!r} contains the separator sequence {run!r}; only "
-                    "'.', '_', '__' or a run of '-' may join letters and digits"
-                )
+                return f"{what} contains {run!r}; only '.', '_', '__' or a run of '-' may join alphanumerics"
     return None

@@ -1,0 +1,431 @@
+"""The OCI distribution client: can this identity pull this exact reference?
+
+It asks exactly what containerd asks when it resolves a reference (core/remotes/docker/resolver.go):
+``HEAD /v2/<name>/manifests/<ref>`` with all four manifest media types in ``Accept`` (without the
+OCI types distribution answers 404 for OCI images; without the list types it silently resolves a
+multi-arch tag to its amd64 child — research/test-infrastructure.md §1f), falling back to GET on
+405 or a missing ``Docker-Content-Digest``. HEAD does not count against Docker Hub's pull limit;
+GET does, so manifests are fetched only for the platform check, by digest, and cached by digest
+(digests are immutable).
+
+Every library exception is translated here into an ``Observation`` with a DESIGN 1.1 outcome;
+nothing from httpx escapes. Credentials are sent only to this registry and the realm it names;
+URLs in messages are redacted; bodies are read with caps (manifests: containerd's 4*1048*1048).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from webhook.adapters.registry_auth import TokenCache, basic_header, fetch_token
+from webhook.core.assess import ManifestInfo, Observation
+from webhook.core.challenge import Challenge, parse_all, preferred
+from webhook.core.errors import DestinationRefusedError, RegistryError
+from webhook.core.identity import StaticCredential
+from webhook.core.outcomes import describe_status, outcome_for
+from webhook.core.platforms import Platform, normalize
+from webhook.core.redact import redact_url
+from webhook.core.reference import ImageReference
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json", "application/vnd.docker.distribution.manifest.v1+prettyjws")
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST, "*/*"))
+
+#: containerd's limit for a manifest (core/remotes/docker/resolver.go ``MaxManifestSize``).
+MAX_MANIFEST_BYTES = 4 * 1048 * 1048
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+MAX_ERROR_BYTES = 64 * 1024
+MAX_REDIRECTS = 5
+MAX_TAG_PAGES = 10
+DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
+USER_AGENT = "pullguard/0.1 (+https://github.com/pullguard)"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryOptions:
+    plain_http: frozenset[str] = frozenset()
+    #: registry host -> base URL actually contacted (mirrors, tests, ECR/AR endpoint overrides)
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    request_timeout: float = 2.0
+    concurrency_per_registry: int = 16
+    manifest_cache_size: int = 4096
+
+
+@dataclass(slots=True)
+class _Answer:
+    response: httpx.Response
+    body: bytes
+    authenticated: bool  # a non-anonymous credential was accepted by the token server / sent as Basic
+    challenge_error: str | None
+
+
+class _Failure(Exception):
+    def __init__(self, observation: Observation) -> None:
+        super().__init__(observation.detail or observation.result)
+        self.observation = observation
+
+
+def _digest_of(data: bytes, algorithm: str) -> str | None:
+    if algorithm not in ("sha256", "sha512"):
+        return None
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def _media(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip()
+
+
+def _error_code(body: bytes) -> tuple[str | None, str | None]:
+    try:
+        doc = json.loads(body[:MAX_ERROR_BYTES])
+    except ValueError:
+        return None, None
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        code = errors[0].get("code")
+        message = errors[0].get("message")
+        return (str(code) if code else None), (str(message)[:300] if message else None)
+    return None, None
+
+
+class RegistryClient:
+    """Speaks the distribution API as one identity at a time; owns tokens and manifest caches."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        options: RegistryOptions,
+        *,
+        tokens: TokenCache | None = None,
+        on_request: Callable[[str, str, int | None, float], None] | None = None,
+    ) -> None:
+        self._http = http
+        self.options = options
+        self._tokens = tokens or TokenCache()
+        self._challenges: dict[str, Challenge] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._manifests: OrderedDict[str, ManifestInfo] = OrderedDict()
+        self._on_request = on_request
+        #: requests sent, per registry host (tests and the benchmark count them)
+        self.requests: Counter[str] = Counter()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    def base_url(self, domain: str) -> str:
+        """Where ``domain``'s API lives: an override, Docker Hub's endpoint, or http(s)://domain."""
+        override = self.options.endpoints.get(domain)
+        if override:
+            return override.rstrip("/")
+        if domain == "docker.io":
+            return DOCKER_HUB_ENDPOINT
+        scheme = "http" if domain in self.options.plain_http else "https"
+        return f"{scheme}://{domain}"
+
+    def _limit(self, base: str) -> asyncio.Semaphore:
+        sem = self._limits.get(base)
+        if sem is None:
+            sem = self._limits[base] = asyncio.Semaphore(self.options.concurrency_per_registry)
+        return sem
+
+    # -- the wire --------------------------------------------------------------------------------
+
+    async def _raw(self, method: str, url: str, headers: dict[str, str], cap: int) -> tuple[httpx.Response, bytes]:
+        """One request, following redirects by hand: credentials never cross to another origin."""
+        origin = urlsplit(url)[:2]
+        for _ in range(MAX_REDIRECTS + 1):
+            started = time.monotonic()
+            host = urlsplit(url).netloc
+            self.requests[host] += 1
+            status: int | None = None
+            try:
+                request = self._http.build_request(method, url, headers=headers, timeout=self.options.request_timeout)
+                response = await self._http.send(request, stream=True)
+                status = response.status_code
+                try:
+                    body = b""
+                    if method != "HEAD":
+                        chunks: list[bytes] = []
+                        size = 0
+                        async for chunk in response.aiter_bytes():
+                            size += len(chunk)
+                            if size > cap:
+                                raise _Failure(
+                                    Observation(
+                                        "undetermined",
+                                        status=status,
+                                        detail=f"{redact_url(url)} sent more than {cap} bytes; refused",
+                                    )
+                                )
+                            chunks.append(chunk)
+                        body = b"".join(chunks)
+                finally:
+                    await response.aclose()
+            finally:
+                if self._on_request is not None:
+                    self._on_request(host, method, status, time.monotonic() - started)
+            if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
+                url = urljoin(url, response.headers["location"])
+                if urlsplit(url)[:2] != origin:
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                if response.status_code == 303:
+                    method = "GET"
+                continue
+            return response, body
+        raise _Failure(Observation("undetermined", detail=f"more than {MAX_REDIRECTS} redirects from {redact_url(url)}"))
+
+    async def _authorization(self, base: str, scope: str, cred: StaticCredential | None) -> tuple[str | None, bool]:
+        """An Authorization header for ``base`` from what it asked before (no 401 round trip)."""
+        challenge = self._challenges.get(base)
+        if challenge is None:
+            return None, False
+        if challenge.scheme == "basic":
+            return (basic_header(cred), True) if cred is not None else (None, False)
+        if challenge.scheme == "bearer":
+            key = (challenge.realm or "", challenge.service or "", scope, cred.fingerprint() if cred else "-")
+            token = self._tokens.get(key)
+            if token is None:
+                token, ttl = await fetch_token(self._http, challenge, scope, cred, self.options.request_timeout)
+                self._tokens.put(key, token, ttl)
+            return f"Bearer {token}", cred is not None
+        return None, False
+
+    async def _send(
+        self, method: str, url: str, base: str, repo: str, cred: StaticCredential | None, accept: str | None, cap: int
+    ) -> _Answer:
+        scope = f"repository:{repo}:pull"
+        headers = {"User-Agent": USER_AGENT}
+        if accept:
+            headers["Accept"] = accept
+        auth, authenticated = await self._authorization(base, scope, cred)
+        if auth:
+            headers["Authorization"] = auth
+        response, body = await self._raw(method, url, headers, cap)
+        if response.status_code != 401:
+            return _Answer(response, body, authenticated, None)
+        challenge = preferred(parse_all(response.headers.get_list("www-authenticate")))
+        if challenge is None:
+            return _Answer(response, body, authenticated, None)
+        if auth is not None:
+            # We already presented what this registry asked for: the refusal is the answer.
+            if challenge.scheme == "bearer" and challenge.error != "invalid_token":
+                return _Answer(response, body, authenticated, challenge.error)
+            if challenge.scheme == "basic":
+                return _Answer(response, body, False, challenge.error)
+        self._challenges[base] = Challenge(challenge.scheme, {k: v for k, v in challenge.params.items() if k != "error"})
+        if challenge.scheme == "bearer":
+            self._tokens_forget(base, scope, cred)
+        auth, authenticated = await self._authorization(base, scope, cred)
+        if auth is None:
+            return _Answer(response, body, False, challenge.error)
+        headers["Authorization"] = auth
+        response, body = await self._raw(method, url, headers, cap)
+        error = None
+        if response.status_code == 401:
+            again = preferred(parse_all(response.headers.get_list("www-authenticate")))
+            error = again.error if again else None
+            if challenge.scheme == "basic":
+                authenticated = False
+        return _Answer(response, body, authenticated, error)
+
+    def _tokens_forget(self, base: str, scope: str, cred: StaticCredential | None) -> None:
+        challenge = self._challenges.get(base)
+        if challenge is not None:
+            key = (challenge.realm or "", challenge.service or "", scope, cred.fingerprint() if cred else "-")
+            self._tokens.discard(key)
+
+    # -- the questions ---------------------------------------------------------------------------
+
+    async def check(self, ref: ImageReference, cred: StaticCredential | None, *, want_manifest: bool) -> Observation:
+        """Can ``cred`` (None: anonymous) pull ``ref``? With the manifest facts for the platform check."""
+        base = self.base_url(ref.domain)
+        try:
+            async with self._limit(base):
+                return await self._check(ref, cred, base, want_manifest)
+        except _Failure as failure:
+            return failure.observation
+        except (RegistryError, DestinationRefusedError, httpx.HTTPError, OSError) as exc:
+            return self._observe_exception(exc, base)
+
+    def _observe_exception(self, exc: BaseException, base: str) -> Observation:
+        host = urlsplit(base).netloc
+        if isinstance(exc, RegistryError):
+            return Observation(exc.outcome, exc.status, exc.code, exc.message)
+        if isinstance(exc, DestinationRefusedError):
+            return Observation("refused-destination", detail=exc.message)
+        if isinstance(exc, httpx.TimeoutException):
+            return Observation("timeout", detail=f"no answer from {host} within {self.options.request_timeout:g}s")
+        text = str(exc) or type(exc).__name__
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
+            return Observation("unreachable", detail=f"TLS to {host} failed: the certificate is not trusted ({text[:160]})")
+        return Observation("unreachable", detail=f"cannot connect to {host}: {text[:200]}")
+
+    async def _check(self, ref: ImageReference, cred: StaticCredential | None, base: str, want: bool) -> Observation:
+        url = f"{base}/v2/{ref.path}/manifests/{ref.manifest_reference}"
+        answer = await self._send("HEAD", url, base, ref.path, cred, ACCEPT, 0)
+        response = answer.response
+        digest = response.headers.get("docker-content-digest")
+        if response.status_code == 405 or (response.status_code == 200 and not digest):
+            answer = await self._send("GET", url, base, ref.path, cred, ACCEPT, MAX_MANIFEST_BYTES)
+            response = answer.response
+        status = response.status_code
+        if status != 200:
+            return await self._failure(answer, url, base, ref, cred)
+        media = _media(response)
+        if answer.body:
+            algorithm = (ref.digest or digest or "sha256:").split(":")[0]
+            computed = _digest_of(answer.body, algorithm)
+            if ref.digest and computed and computed != ref.digest:
+                return Observation("digest-mismatch", 200, detail=f"asked for {ref.digest}, received {computed}")
+            if digest and computed and digest.split(":")[0] == algorithm and computed != digest:
+                return Observation("digest-mismatch", 200, detail=f"announced {digest}, body is {computed}")
+            digest = digest or computed
+        if ref.digest and digest and digest != ref.digest:
+            return Observation("digest-mismatch", 200, detail=f"asked for {ref.digest}, the registry announced {digest}")
+        digest = digest or ref.digest
+        if media in SCHEMA1:
+            return Observation(
+                "undetermined", 200, detail="the registry serves a Docker schema1 manifest; containerd 2.x refuses it"
+            )
+        info: ManifestInfo | None = None
+        if want and digest:
+            info = self._manifests.get(digest)
+            if info is None:
+                info = await self._manifest_info(ref, cred, base, digest, media, answer.body or None)
+                self._remember(digest, info)
+        return Observation("pullable", 200, digest=digest, manifest=info)
+
+    async def _failure(
+        self, answer: _Answer, url: str, base: str, ref: ImageReference, cred: StaticCredential | None
+    ) -> Observation:
+        response = answer.response
+        status = response.status_code
+        body = answer.body
+        if not body and status == 403:
+            # HEAD carries no body; a 403's body says why (e.g. Artifact Registry's permission text).
+            again = await self._send("GET", url, base, ref.path, cred, ACCEPT, MAX_ERROR_BYTES)
+            if again.response.status_code == 403:
+                body = again.body
+        code, message = _error_code(body)
+        if code is None and status == 401:
+            code = "UNAUTHORIZED"
+        outcome = outcome_for(
+            status, code=code, challenge_error=answer.challenge_error, authenticated=answer.authenticated
+        )
+        detail = message
+        if answer.challenge_error:
+            detail = f"{answer.challenge_error}" + (f": {message}" if message else "")
+        retry = response.headers.get("retry-after")
+        if outcome == "rate-limited" and retry:
+            detail = (detail + "; " if detail else "") + f"retry after {retry}s"
+        if outcome in ("unreachable", "undetermined", "timeout"):
+            detail = f"{urlsplit(base).netloc} answered {describe_status(status, code)}" + (f": {message}" if message else "")
+        return Observation(outcome, status, code, detail)
+
+    def _remember(self, digest: str, info: ManifestInfo) -> None:
+        self._manifests[digest] = info
+        self._manifests.move_to_end(digest)
+        while len(self._manifests) > self.options.manifest_cache_size:
+            self._manifests.popitem(last=False)
+
+    async def _manifest_info(
+        self,
+        ref: ImageReference,
+        cred: StaticCredential | None,
+        base: str,
+        digest: str,
+        media: str,
+        body: bytes | None,
+    ) -> ManifestInfo:
+        if body is None:
+            url = f"{base}/v2/{ref.path}/manifests/{digest}"
+            answer = await self._send("GET", url, base, ref.path, cred, ACCEPT, MAX_MANIFEST_BYTES)
+            if answer.response.status_code != 200:
+                raise _Failure(await self._failure(answer, url, base, ref, cred))
+            body = answer.body
+            media = _media(answer.response) or media
+            computed = _digest_of(body, digest.split(":")[0])
+            if computed is not None and computed != digest:
+                raise _Failure(Observation("digest-mismatch", 200, detail=f"asked for {digest}, received {computed}"))
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise _Failure(Observation("undetermined", 200, detail=f"the manifest {digest} is not JSON")) from None
+        if not isinstance(doc, dict):
+            raise _Failure(Observation("undetermined", 200, detail=f"the manifest {digest} is not a JSON object"))
+        media = str(doc.get("mediaType") or media)
+        if media in INDEX_TYPES or isinstance(doc.get("manifests"), list):
+            children = tuple(_platform(m.get("platform")) if isinstance(m, dict) else None for m in doc.get("manifests") or [])
+            return ManifestInfo(media, True, children)
+        config = doc.get("config")
+        config_digest = config.get("digest") if isinstance(config, dict) else None
+        if not isinstance(config_digest, str):
+            return ManifestInfo(media, False)
+        return ManifestInfo(media, False, config_platform=await self._config_platform(ref, cred, base, config_digest))
+
+    async def _config_platform(
+        self, ref: ImageReference, cred: StaticCredential | None, base: str, digest: str
+    ) -> Platform | None:
+        url = f"{base}/v2/{ref.path}/blobs/{digest}"
+        answer = await self._send("GET", url, base, ref.path, cred, None, MAX_CONFIG_BYTES)
+        if answer.response.status_code != 200:
+            return None
+        computed = _digest_of(answer.body, digest.split(":")[0])
+        if computed is not None and computed != digest:
+            raise _Failure(Observation("digest-mismatch", 200, detail=f"config blob {digest} arrived as {computed}"))
+        try:
+            doc = json.loads(answer.body)
+        except ValueError:
+            return None
+        return _platform(doc) if isinstance(doc, dict) else None
+
+    async def list_tags(self, ref: ImageReference, cred: StaticCredential | None) -> tuple[list[str], bool] | None:
+        """Tags of the repository (bounded), and whether the repository itself is missing."""
+        base = self.base_url(ref.domain)
+        url: str | None = f"{base}/v2/{ref.path}/tags/list?n=1000"
+        tags: list[str] = []
+        try:
+            async with self._limit(base):
+                for _ in range(MAX_TAG_PAGES):
+                    if url is None:
+                        break
+                    answer = await self._send("GET", url, base, ref.path, cred, "application/json", MAX_MANIFEST_BYTES)
+                    if answer.response.status_code == 404:
+                        code, _ = _error_code(answer.body)
+                        return [], code == "NAME_UNKNOWN"
+                    if answer.response.status_code != 200:
+                        return None
+                    doc: Any = json.loads(answer.body)
+                    tags.extend(str(t) for t in (doc.get("tags") or []) if isinstance(t, str))
+                    link = answer.response.headers.get("link", "")
+                    url = urljoin(url, link.split(";")[0].strip("<> ")) if 'rel="next"' in link else None
+        except (_Failure, RegistryError, DestinationRefusedError, httpx.HTTPError, OSError, ValueError, AttributeError):
+            return None
+        return tags, False
+
+
+def _platform(value: Any) -> Platform | None:
+    if not isinstance(value, dict):
+        return None
+    os_, arch = value.get("os"), value.get("architecture")
+    if not isinstance(os_, str) or not isinstance(arch, str) or not os_ or not arch:
+        return None
+    variant = value.get("variant") if isinstance(value.get("variant"), str) else ""
+    version = value.get("os.version") if isinstance(value.get("os.version"), str) else ""
+    return normalize(Platform(os_, arch, variant or "", version or ""))

@@ -1,0 +1,145 @@
+"""Registry authentication the way containerd does it: Basic, or Bearer tokens from the realm.
+
+containerd (core/remotes/docker/authorizer.go, auth/fetch.go) reacts to a 401's challenge:
+``Basic`` → send the credentials on every request; ``Bearer`` → fetch a token for
+``repository:<path>:pull`` from the realm — POST an OAuth2 password grant when it has a password,
+falling back to GET with Basic credentials on 400/401/404 (and 405 when a username is set); GET
+anonymously when it has none. Tokens are cached per (realm, service, scope, credential
+fingerprint) until shortly before ``expires_in`` (default 60 s, token spec). Challenges are
+remembered per registry so later requests are authorised up front (one round trip, not two).
+
+The credential goes only to the registry its keyring key matched and to the realm that registry
+names; the network guard checks the realm's address like any other (DESIGN 5).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from webhook.core.challenge import Challenge
+from webhook.core.errors import RegistryError
+from webhook.core.identity import StaticCredential
+from webhook.core.outcomes import Phase, outcome_for
+from webhook.core.redact import redact_url
+
+#: Tokens are refreshed this long before they expire, so a check never races the expiry.
+EXPIRY_MARGIN = 10.0
+DEFAULT_EXPIRES_IN = 60.0
+MAX_TOKEN_RESPONSE = 256 * 1024
+CLIENT_ID = "pullguard"
+
+
+@dataclass(frozen=True, slots=True)
+class CachedToken:
+    token: str
+    expires_at: float
+
+
+def basic_header(cred: StaticCredential) -> str:
+    raw = f"{cred.username}:{cred.password.reveal()}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+class TokenCache:
+    """Bearer tokens keyed by (realm, service, scope, credential fingerprint)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_entries: int = 4096) -> None:
+        self._tokens: dict[tuple[str, str, str, str], CachedToken] = {}
+        self._clock = clock
+        self._max = max_entries
+
+    def get(self, key: tuple[str, str, str, str]) -> str | None:
+        hit = self._tokens.get(key)
+        if hit is None:
+            return None
+        if hit.expires_at - EXPIRY_MARGIN <= self._clock():
+            self._tokens.pop(key, None)
+            return None
+        return hit.token
+
+    def put(self, key: tuple[str, str, str, str], token: str, expires_in: float) -> None:
+        if len(self._tokens) >= self._max:
+            # Drop the entry closest to expiry: cheap, bounded, and never evicts a fresh token first.
+            oldest = min(self._tokens, key=lambda k: self._tokens[k].expires_at)
+            self._tokens.pop(oldest, None)
+        self._tokens[key] = CachedToken(token, self._clock() + expires_in)
+
+    def discard(self, key: tuple[str, str, str, str]) -> None:
+        self._tokens.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+
+def _read_token(response: httpx.Response, realm: str) -> tuple[str, float]:
+    body = response.content[:MAX_TOKEN_RESPONSE]
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise RegistryError(
+            "undetermined", f"token server {redact_url(realm)} answered {response.status_code} with no JSON"
+        ) from None
+    if not isinstance(doc, dict):
+        raise RegistryError("undetermined", f"token server {redact_url(realm)} answered a non-object")
+    token = doc.get("token") or doc.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise RegistryError("undetermined", f"token server {redact_url(realm)} sent no token")
+    expires = doc.get("expires_in")
+    expires_in = float(expires) if isinstance(expires, int | float) and expires > 0 else DEFAULT_EXPIRES_IN
+    return token, expires_in
+
+
+def _token_error(response: httpx.Response, realm: str, method: str) -> RegistryError:
+    status = response.status_code
+    outcome = outcome_for(status, phase=Phase.TOKEN)
+    what = {401: "rejected the credentials", 403: "refused the credentials"}.get(status, f"answered {status}")
+    retry = response.headers.get("retry-after")
+    return RegistryError(
+        outcome,
+        f"token server {redact_url(realm)} {what} ({method} {status})",
+        status=status,
+        code="UNAUTHORIZED" if status == 401 else None,
+        url=redact_url(realm),
+        retry_after=float(retry) if retry and retry.isdigit() else None,
+    )
+
+
+async def fetch_token(
+    client: httpx.AsyncClient,
+    challenge: Challenge,
+    scope: str,
+    cred: StaticCredential | None,
+    timeout: float,
+) -> tuple[str, float]:
+    """A token for ``scope`` from the challenge's realm: POST grant first when there is a password."""
+    realm = challenge.realm or ""
+    if not realm.startswith(("https://", "http://")):
+        raise RegistryError("undetermined", f"the registry named an unusable token realm {realm!r}")
+    service = challenge.service or ""
+    if cred is not None and cred.password:
+        form = {
+            "grant_type": "password",
+            "username": cred.username,
+            "password": cred.password.reveal(),
+            "service": service,
+            "scope": scope,
+            "client_id": CLIENT_ID,
+        }
+        response = await client.post(realm, data=form, timeout=timeout)
+        if response.status_code == 200:
+            return _read_token(response, realm)
+        fallback = {400, 401, 404} | ({405} if cred.username else set())
+        if response.status_code not in fallback:
+            raise _token_error(response, realm, "POST")
+    params = {"service": service, "scope": scope} if service else {"scope": scope}
+    headers = {"Authorization": basic_header(cred)} if cred is not None else {}
+    response = await client.get(realm, params=params, headers=headers, timeout=timeout)
+    if response.status_code != 200:
+        raise _token_error(response, realm, "GET")
+    return _read_token(response, realm)

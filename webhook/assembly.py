@@ -1,0 +1,66 @@
+"""Building the engine and its adapters from a ``Config`` — shared by the CLI and the webhook.
+
+Composition only: no behaviour of its own. Each surface calls ``build`` once at start and
+``aclose`` on the returned ``Assembly`` when it stops, so connection pools and token caches are
+shared by every check of a process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from webhook.adapters.http import make_client
+from webhook.adapters.registry import RegistryClient, RegistryOptions
+from webhook.core.destinations import DestinationPolicy
+from webhook.engine import Engine, EngineOptions
+from webhook.settings import Config
+
+
+def destination_policy(config: Config) -> DestinationPolicy:
+    net = config.network
+    return DestinationPolicy(
+        allow_loopback=net.allow_loopback, allow_link_local=net.allow_link_local, allow_private=net.allow_private
+    )
+
+
+def engine_options(config: Config) -> EngineOptions:
+    return EngineOptions(
+        on_unknown=config.on_unknown,
+        exempt_namespaces=config.exempt_namespaces,
+        deadline_seconds=config.timeouts.deadline_seconds,
+        request_seconds=config.timeouts.request_seconds,
+        exact_platforms=config.cluster.platform_match == "exact",
+        tag_ttl=config.cache.tag_ttl_seconds,
+        digest_ttl=config.cache.digest_ttl_seconds,
+        negative_ttl=config.cache.negative_ttl_seconds,
+    )
+
+
+def registry_options(config: Config) -> RegistryOptions:
+    endpoints = {**config.aws.registry_endpoints, **config.gcp.registry_endpoints}
+    return RegistryOptions(
+        plain_http=frozenset(config.network.plain_http),
+        endpoints=endpoints,
+        request_timeout=config.timeouts.request_seconds,
+    )
+
+
+@dataclass
+class Assembly:
+    engine: Engine
+    registry: RegistryClient
+
+    async def aclose(self) -> None:
+        await self.registry.aclose()
+
+
+def build(config: Config) -> Assembly:
+    """The engine with a registry client honouring the network guard, CA file and endpoints."""
+    http = make_client(
+        policy=destination_policy(config),
+        timeout=config.timeouts.request_seconds,
+        ca_file=config.network.ca_file,
+    )
+    registry = RegistryClient(http, registry_options(config))
+    engine = Engine(engine_options(config), registry=registry)
+    return Assembly(engine, registry)

@@ -1,0 +1,66 @@
+"""Registry answers → DESIGN 1.1 outcomes, in one place.
+
+The same mapping decides every HTTP answer pullguard gets from a registry or its token server, so
+401, 403 and 404 never mean different things in different code paths (STYLE rule 4: keep
+UNAUTHORIZED, DENIED, NAME_UNKNOWN, MANIFEST_UNKNOWN, TOOMANYREQUESTS apart; never fold 403 into
+401). Sources: OCI distribution-spec ``spec.md`` (status codes, error codes), the token spec
+(``docs/content/spec/auth/token.md``: the token server returns 401 only for invalid credentials;
+lack of access yields a reduced token, and the registry then answers 401 with
+``error="insufficient_scope"``), containerd ``resolver.go``/``authorizer.go``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Phase(Enum):
+    MANIFEST = "manifest"  # HEAD/GET /v2/<name>/manifests/<ref>, blobs, tags
+    TOKEN = "token"  # GET/POST <realm>
+
+
+def outcome_for(
+    status: int,
+    *,
+    phase: Phase = Phase.MANIFEST,
+    code: str | None = None,
+    challenge_error: str | None = None,
+    authenticated: bool = False,
+) -> str:
+    """The outcome of one non-success HTTP answer.
+
+    ``authenticated``: a non-anonymous credential was accepted (the token server issued a token
+    for it, or Basic credentials were sent) — a later refusal then means *forbidden*, not
+    *unauthorized*.
+    """
+    if 200 <= status < 300:
+        return "pullable"
+    if status == 429 or code == "TOOMANYREQUESTS":
+        return "rate-limited"
+    if status in (408, 504):
+        return "timeout"
+    if status >= 500:
+        return "unreachable"
+    if phase is Phase.TOKEN:
+        if status == 401:
+            return "unauthorized"
+        if status == 403:
+            return "forbidden"
+        return "undetermined"
+    if status == 404 or code in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN"):
+        return "not-found"
+    if status == 401:
+        if authenticated and challenge_error == "insufficient_scope":
+            return "forbidden"
+        return "unauthorized"
+    if status == 403 or code == "DENIED":
+        return "forbidden"
+    return "undetermined"
+
+
+def describe_status(status: int | None, code: str | None) -> str:
+    """``401 UNAUTHORIZED`` style text for messages."""
+    parts = [str(status)] if status else []
+    if code:
+        parts.append(code)
+    return " ".join(parts)
