@@ -23,8 +23,8 @@ run: install
 test: lint unit
 
 lint: install
-	$(BIN)/ruff check webhook tests bench
-	$(BIN)/ruff format --check webhook tests bench
+	$(BIN)/ruff check webhook tests $(wildcard bench)
+	$(BIN)/ruff format --check webhook tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -19,8 +19,17 @@ FILES = ["references.json", "keyring.json", "registries-and-platforms.json"]
 
 TOP_LEVEL = {
     "references.json": {"upstream_tables", "kubelet_ParseImageName", "computed"},
-    "keyring.json": {"urls_match_and_default_registry", "config_decode", "secrets_make_docker_keyring", "scenarios"},
-    "registries-and-platforms.json": {"ecr_private_host_regex", "platform_TestOnly", "matchImages_coverage_computed"},
+    "keyring.json": {
+        "urls_match_and_default_registry",
+        "config_decode",
+        "secrets_make_docker_keyring",
+        "scenarios",
+    },
+    "registries-and-platforms.json": {
+        "ecr_private_host_regex",
+        "platform_TestOnly",
+        "matchImages_coverage_computed",
+    },
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -115,21 +115,45 @@ def test_make_docker_keyring_rows_agree_with_kubelet(row: dict[str, Any]) -> Non
     ("document", "want"),
     [
         # Go matches struct fields case-insensitively, including its Unicode fold of long s.
-        pytest.param('{"Auths": {"r": {"USERNAME": "u", "Password": "p"}}}', [("u", "p", "")], id="case-fold"),
-        pytest.param('{"auth\u017f": {"r": {"u\u017fername": "u"}}}', [("u", "", "")], id="long-s-folds-to-s"),
-        pytest.param('{"auths": {"r": {"identitytoken": "t", "registrytoken": "x"}}}', [("", "", "")], id="tokens-ignored"),
-        pytest.param('{"auths": {"r": {"username": "u", "extra": [1, {"a": null}]}}}', [("u", "", "")], id="unknown-ignored"),
-        pytest.param('{"auths": {"r": {"username": "a", "username": "b"}}}', [("b", "", "")], id="last-duplicate-wins"),
-        pytest.param('{"auths": {"r": {"username": "a", "username": null}}}', [("a", "", "")], id="null-keeps-string"),
-        pytest.param('{"auths": {"r": {"username": "a"}, "r": {"username": "b"}}}', [("b", "", "")], id="dup-key"),
-        pytest.param('{"auths": {"a": {}}, "auths": {"b": {}}}', [("", "", ""), ("", "", "")], id="dup-auths-merge"),
+        pytest.param(
+            '{"Auths": {"r": {"USERNAME": "u", "Password": "p"}}}', [("u", "p", "")], id="case-fold"
+        ),
+        pytest.param(
+            '{"auth\u017f": {"r": {"u\u017fername": "u"}}}', [("u", "", "")], id="long-s-folds-to-s"
+        ),
+        pytest.param(
+            '{"auths": {"r": {"identitytoken": "t", "registrytoken": "x"}}}',
+            [("", "", "")],
+            id="tokens-ignored",
+        ),
+        pytest.param(
+            '{"auths": {"r": {"username": "u", "extra": [1, {"a": null}]}}}',
+            [("u", "", "")],
+            id="unknown-ignored",
+        ),
+        pytest.param(
+            '{"auths": {"r": {"username": "a", "username": "b"}}}', [("b", "", "")], id="last-duplicate-wins"
+        ),
+        pytest.param(
+            '{"auths": {"r": {"username": "a", "username": null}}}', [("a", "", "")], id="null-keeps-string"
+        ),
+        pytest.param(
+            '{"auths": {"r": {"username": "a"}, "r": {"username": "b"}}}', [("b", "", "")], id="dup-key"
+        ),
+        pytest.param(
+            '{"auths": {"a": {}}, "auths": {"b": {}}}', [("", "", ""), ("", "", "")], id="dup-auths-merge"
+        ),
         pytest.param('{"auths": {"a": {}}, "auths": null}', [], id="null-auths-clears"),
         pytest.param('{"auths": null}', [], id="null-auths"),
         pytest.param("null", [], id="null-document"),
         pytest.param('{"r": {"username": "u"}}', [], id="no-auths-wrapper"),
         pytest.param('{"auths": {"r": null}}', [("", "", "")], id="null-entry-kept"),
-        pytest.param('{"auths": {"r": {"auth": ""}}, "HttpHeaders": {"X": "y"}}', [("", "", "")], id="headers"),
-        pytest.param('{"auths": {"r": {"email": "e@x", "auth": "dTpw"}}}', [("u", "p", "e@x")], id="email-kept"),
+        pytest.param(
+            '{"auths": {"r": {"auth": ""}}, "HttpHeaders": {"X": "y"}}', [("", "", "")], id="headers"
+        ),
+        pytest.param(
+            '{"auths": {"r": {"email": "e@x", "auth": "dTpw"}}}', [("u", "p", "e@x")], id="email-kept"
+        ),
     ],
 )
 def test_docker_config_json_decodes_like_go(document: str, want: list[tuple[str, str, str]]) -> None:
@@ -139,41 +163,87 @@ def test_docker_config_json_decodes_like_go(document: str, want: list[tuple[str,
 @pytest.mark.parametrize(
     ("document", "field", "reason", "upstream"),
     [
-        pytest.param("[]", "", "expected a JSON object, found array",
-                     "json: cannot unmarshal array into Go value of type credentialprovider.DockerConfigJSON",
-                     id="top-level-array"),
-        pytest.param('{"auths": "x"}', "auths", "expected a JSON object, found string",
-                     "json: cannot unmarshal string into Go struct field DockerConfigJSON.auths of type "
-                     "credentialprovider.DockerConfig", id="auths-string"),
-        pytest.param('{"auths": {"x": {"email": false}}}', 'auths["x"].email', "expected a JSON string, found boolean",
-                     "json: cannot unmarshal bool into Go struct field DockerConfigJSON.auths.email of type string",
-                     id="email-bool"),
-        pytest.param('{"auths": {"x": [1]}}', 'auths["x"]', "expected a JSON object, found array",
-                     "json: cannot unmarshal array into Go struct field DockerConfigJSON.auths of type "
-                     "credentialprovider.dockerConfigEntryWithAuth", id="entry-array"),
-        pytest.param('{"auths": {"x": {"auth": "bad!"}}}', 'auths["x"].auth',
-                     "not base64(username:password): illegal base64 at byte 3", "illegal base64 data at input byte 3",
-                     id="bad-base64"),
-        pytest.param('{"auths": {"x": {"auth": "anVzdHVzZXI="}}}', 'auths["x"].auth',
-                     "decodes to text without ':'; expected base64(username:password)",
-                     "unable to parse auth field, must be formatted as base64(username:password)", id="no-colon"),
-        pytest.param('{"HttpHeaders": 5}', "HttpHeaders", "expected a JSON object, found number",
-                     "json: cannot unmarshal number into Go struct field DockerConfigJSON.HttpHeaders of type "
-                     "map[string]string", id="headers-number"),
+        pytest.param(
+            "[]",
+            "",
+            "expected a JSON object, found array",
+            "json: cannot unmarshal array into Go value of type credentialprovider.DockerConfigJSON",
+            id="top-level-array",
+        ),
+        pytest.param(
+            '{"auths": "x"}',
+            "auths",
+            "expected a JSON object, found string",
+            "json: cannot unmarshal string into Go struct field DockerConfigJSON.auths of type "
+            "credentialprovider.DockerConfig",
+            id="auths-string",
+        ),
+        pytest.param(
+            '{"auths": {"x": {"email": false}}}',
+            'auths["x"].email',
+            "expected a JSON string, found boolean",
+            "json: cannot unmarshal bool into Go struct field DockerConfigJSON.auths.email of type string",
+            id="email-bool",
+        ),
+        pytest.param(
+            '{"auths": {"x": [1]}}',
+            'auths["x"]',
+            "expected a JSON object, found array",
+            "json: cannot unmarshal array into Go struct field DockerConfigJSON.auths of type "
+            "credentialprovider.dockerConfigEntryWithAuth",
+            id="entry-array",
+        ),
+        pytest.param(
+            '{"auths": {"x": {"auth": "bad!"}}}',
+            'auths["x"].auth',
+            "not base64(username:password): illegal base64 at byte 3",
+            "illegal base64 data at input byte 3",
+            id="bad-base64",
+        ),
+        pytest.param(
+            '{"auths": {"x": {"auth": "anVzdHVzZXI="}}}',
+            'auths["x"].auth',
+            "decodes to text without ':'; expected base64(username:password)",
+            "unable to parse auth field, must be formatted as base64(username:password)",
+            id="no-colon",
+        ),
+        pytest.param(
+            '{"HttpHeaders": 5}',
+            "HttpHeaders",
+            "expected a JSON object, found number",
+            "json: cannot unmarshal number into Go struct field DockerConfigJSON.HttpHeaders of type "
+            "map[string]string",
+            id="headers-number",
+        ),
         # A type error in an outer field is remembered; a later broken entry still wins (Go order).
-        pytest.param('{"auths": 1, "Auths": {"x": {"auth": "bad!"}}}', 'Auths["x"].auth',
-                     "not base64(username:password): illegal base64 at byte 3", "illegal base64 data at input byte 3",
-                     id="entry-error-beats-saved-error"),
-        pytest.param('{"auths": 1, "auths": {"x": {}}}', "auths", "expected a JSON object, found number",
-                     "json: cannot unmarshal number into Go struct field DockerConfigJSON.auths of type "
-                     "credentialprovider.DockerConfig", id="saved-error-reported-at-end"),
-        pytest.param('{"auths": {"x": {"username": 1, "password": true}}}', 'auths["x"].username',
-                     "expected a JSON string, found number",
-                     "json: cannot unmarshal number into Go struct field DockerConfigJSON.auths.username of type string",
-                     id="first-field-error"),
+        pytest.param(
+            '{"auths": 1, "Auths": {"x": {"auth": "bad!"}}}',
+            'Auths["x"].auth',
+            "not base64(username:password): illegal base64 at byte 3",
+            "illegal base64 data at input byte 3",
+            id="entry-error-beats-saved-error",
+        ),
+        pytest.param(
+            '{"auths": 1, "auths": {"x": {}}}',
+            "auths",
+            "expected a JSON object, found number",
+            "json: cannot unmarshal number into Go struct field DockerConfigJSON.auths of type "
+            "credentialprovider.DockerConfig",
+            id="saved-error-reported-at-end",
+        ),
+        pytest.param(
+            '{"auths": {"x": {"username": 1, "password": true}}}',
+            'auths["x"].username',
+            "expected a JSON string, found number",
+            "json: cannot unmarshal number into Go struct field DockerConfigJSON.auths.username "
+            "of type string",
+            id="first-field-error",
+        ),
     ],
-)  # fmt: skip
-def test_docker_config_json_errors_name_the_field(document: str, field: str, reason: str, upstream: str) -> None:
+)
+def test_docker_config_json_errors_name_the_field(
+    document: str, field: str, reason: str, upstream: str
+) -> None:
     with pytest.raises(DockerCfgError) as caught:
         parse_docker_config_json(document)
     assert (caught.value.field, caught.value.reason, caught.value.upstream) == (field, reason, upstream)
@@ -183,15 +253,19 @@ def test_docker_config_json_errors_name_the_field(document: str, field: str, rea
     "document",
     [
         pytest.param('{"auths": {', id="truncated"),
+        pytest.param('{"auths": -Infinity}', id="infinity-is-not-json"),
         pytest.param('{"auths": NaN}', id="nan-is-not-json"),
         pytest.param('{"auths": {}} x', id="trailing-data"),
         pytest.param("\ufeff{}", id="bom"),
         pytest.param(b'{"a": \xff}', id="invalid-utf8-outside-string"),
+        # Go accepts up to 10000 levels; Python's recursion limit is lower (documented deviation).
+        pytest.param('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}", id="nested-too-deeply"),
     ],
 )
-def test_invalid_json_is_reported_with_position(document: str | bytes) -> None:
-    with pytest.raises(DockerCfgError, match=r"^not valid JSON: .* at line \d+ column \d+$"):
+def test_invalid_json_is_reported_for_the_whole_document(document: str | bytes) -> None:
+    with pytest.raises(DockerCfgError, match=r"^not valid JSON: ") as caught:
         parse_docker_config_json(document)
+    assert caught.value.field == ""
 
 
 def test_legacy_dockercfg_errors_use_bare_paths() -> None:
@@ -236,7 +310,9 @@ def test_invalid_utf8_inside_strings_becomes_replacement_characters_like_go() ->
         pytest.param("\u00e9", None, 0, id="non-ascii"),
     ],
 )
-def test_auth_field_decodes_like_go_base64(value: str, want: tuple[str, str] | None, bad_byte: int | None) -> None:
+def test_auth_field_decodes_like_go_base64(
+    value: str, want: tuple[str, str] | None, bad_byte: int | None
+) -> None:
     if bad_byte is not None:
         with pytest.raises(DockerCfgError) as caught:
             decode_auth_field(value)
@@ -253,7 +329,9 @@ def test_base64_of_username_colon_password_round_trips(username: str, password: 
     for encoded in (base64.b64encode(raw).decode(), base64.b64encode(raw).decode().rstrip("=")):
         got_user, got_password = decode_auth_field(encoded)
         assert got_user.encode("utf-8", "surrogateescape") == username.encode("utf-8", "surrogatepass")
-        assert got_password.reveal().encode("utf-8", "surrogateescape") == password.encode("utf-8", "surrogatepass")
+        assert got_password.reveal().encode("utf-8", "surrogateescape") == password.encode(
+            "utf-8", "surrogatepass"
+        )
 
 
 # --- secrets --------------------------------------------------------------------------------
@@ -262,7 +340,9 @@ def test_base64_of_username_colon_password_round_trips(username: str, password: 
 @pytest.mark.parametrize(
     ("secret_type", "data", "want"),
     [
-        pytest.param(JSON_TYPE, {".dockerconfigjson": b'{"auths":{"r":{"auth":"dTpw"}}}'}, ["r"], id="dockerconfigjson"),
+        pytest.param(
+            JSON_TYPE, {".dockerconfigjson": b'{"auths":{"r":{"auth":"dTpw"}}}'}, ["r"], id="dockerconfigjson"
+        ),
         pytest.param(CFG_TYPE, {".dockercfg": b'{"r":{"auth":"dTpw"}}'}, ["r"], id="dockercfg"),
         pytest.param(JSON_TYPE, {".dockerconfigjson": b'{"r":{}}'}, [], id="no-auths-still-read"),
         pytest.param(JSON_TYPE, {".dockerconfigjson": b""}, None, id="empty-data-ignored"),
@@ -312,14 +392,10 @@ def test_auth_entry_repr_and_str_never_show_the_password() -> None:
 @given(st.binary())
 def test_arbitrary_bytes_raise_only_dockercfg_errors(raw: bytes) -> None:
     for parse in (parse_docker_config_json, parse_dockercfg):
-        try:
+        with suppress(DockerCfgError):
             parse(raw)
-        except DockerCfgError:
-            pass
-    try:
+    with suppress(SecretMalformedError):
         entries_from_secret("ns", "s", JSON_TYPE, {".dockerconfigjson": raw})
-    except SecretMalformedError:
-        pass
 
 
 _JSON = st.recursive(
@@ -330,8 +406,12 @@ _JSON = st.recursive(
 _ENTRY = st.dictionaries(st.sampled_from(["username", "Password", "email", "auth", "x"]), _JSON | st.text())
 
 
-@given(st.dictionaries(st.sampled_from(["auths", "Auths", "HttpHeaders", "other"]),
-                       st.dictionaries(st.text(max_size=10), _ENTRY | _JSON, max_size=3) | _JSON))  # fmt: skip
+@given(
+    st.dictionaries(
+        st.sampled_from(["auths", "Auths", "HttpHeaders", "other"]),
+        st.dictionaries(st.text(max_size=10), _ENTRY | _JSON, max_size=3) | _JSON,
+    )
+)
 def test_structured_documents_raise_only_dockercfg_errors(document: dict[str, Any]) -> None:
     try:
         entries = parse_docker_config_json(json.dumps(document))

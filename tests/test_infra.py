@@ -263,7 +263,7 @@ def test_containerd_refuses_loudly_without_root(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.containerd
-def test_containerd_pulls_from_every_registry_kind(  # noqa: PLR0917 - one fixture per registry kind
+def test_containerd_pulls_from_every_registry_kind(
     containerd: Containerd,
     registry_noauth: RegistryProcess,
     registry_htpasswd: RegistryProcess,
@@ -307,7 +307,7 @@ def test_containerd_pulls_from_every_registry_kind(  # noqa: PLR0917 - one fixtu
 
 
 @pytest.mark.containerd
-def test_containerd_failure_messages(  # noqa: PLR0917 - one fixture per registry kind
+def test_containerd_failure_messages(
     containerd: Containerd,
     registry_noauth: RegistryProcess,
     registry_htpasswd: RegistryProcess,

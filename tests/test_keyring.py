@@ -157,7 +157,10 @@ def _secret(name: str, key: str, user: str, auth: str | None = None) -> dict[str
 
 
 _EXTRA = {
-    "port": [_secret("p443", "registry.example.com:443", "u443"), _secret("noport", "registry.example.com", "unoport")],
+    "port": [
+        _secret("p443", "registry.example.com:443", "u443"),
+        _secret("noport", "registry.example.com", "unoport"),
+    ],
     "team": [_secret("team", "registry.example.com/team", "uteam")],
     "specificity": [
         _secret("exact", "reg.example.com", "uexact"),
@@ -192,36 +195,70 @@ _DIGEST = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8
     ("secrets", "image", "want_creds", "want_keys"),
     [
         # port-must-match-exactly
-        pytest.param("port", "registry.example.com/app", ["noport:unoport"], ["registry.example.com"], id="port-none"),
-        pytest.param("port", "registry.example.com:443/app", ["p443:u443"], ["registry.example.com:443"], id="port-443"),
+        pytest.param(
+            "port", "registry.example.com/app", ["noport:unoport"], ["registry.example.com"], id="port-none"
+        ),
+        pytest.param(
+            "port", "registry.example.com:443/app", ["p443:u443"], ["registry.example.com:443"], id="port-443"
+        ),
         pytest.param("port", "registry.example.com:5000/app", [], [], id="port-other"),
         # path-prefix-is-string-prefix
-        pytest.param("team", "registry.example.com/team/app", ["team:uteam"], ["registry.example.com/team"], id="team"),
-        pytest.param("team", "registry.example.com/teamx/app", ["team:uteam"], ["registry.example.com/team"], id="teamx"),
+        pytest.param(
+            "team", "registry.example.com/team/app", ["team:uteam"], ["registry.example.com/team"], id="team"
+        ),
+        pytest.param(
+            "team",
+            "registry.example.com/teamx/app",
+            ["team:uteam"],
+            ["registry.example.com/team"],
+            id="teamx",
+        ),
         pytest.param("team", "registry.example.com/other/app", [], [], id="other"),
         # reverse-sort-not-specificity: '*' sorts below letters
-        pytest.param("specificity", "reg.example.com/team/app",
-                     ["exactpath:uexactpath", "exact:uexact", "wildpath:uwild"],
-                     ["reg.example.com/team", "reg.example.com", "*.example.com/team"], id="reverse-sort"),
+        pytest.param(
+            "specificity",
+            "reg.example.com/team/app",
+            ["exactpath:uexactpath", "exact:uexact", "wildpath:uwild"],
+            ["reg.example.com/team", "reg.example.com", "*.example.com/team"],
+            id="reverse-sort",
+        ),
         # same-key-multiple-secrets-secret-order
-        pytest.param("same-key", "ghcr.io/org/app:1", ["first:u1", "second:u2", "third:u3"], ["ghcr.io"], id="same-key"),
+        pytest.param(
+            "same-key", "ghcr.io/org/app:1", ["first:u1", "second:u2", "third:u3"], ["ghcr.io"], id="same-key"
+        ),
         # scheme-and-v1-v2-stripping
         pytest.param("v1v2", "registry.local:5000/app", ["a:ua"], ["registry.local:5000"], id="http-scheme"),
         pytest.param("v1v2", "quay.io/org/app", ["c:uc", "b:ub"], ["quay.io/org", "quay.io"], id="v2-org"),
         pytest.param("v1v2", "quay.io/other/app", ["b:ub"], ["quay.io"], id="v2-stripped"),
-        pytest.param("v1v2", "registry.example.com/v1/app", ["d:ud", "e:ue"],
-                     ["registry.example.com/v1", "registry.example.com"], id="v1-without-slash-kept"),
-        pytest.param("v1v2", "registry.example.com/app", ["e:ue"], ["registry.example.com"], id="trailing-slash"),
+        pytest.param(
+            "v1v2",
+            "registry.example.com/v1/app",
+            ["d:ud", "e:ue"],
+            ["registry.example.com/v1", "registry.example.com"],
+            id="v1-without-slash-kept",
+        ),
+        pytest.param(
+            "v1v2", "registry.example.com/app", ["e:ue"], ["registry.example.com"], id="trailing-slash"
+        ),
         # case-sensitive-host
         pytest.param("upper", "registry.example.com/app", [], [], id="case-lower"),
-        pytest.param("upper", "Registry.Example.com/app", ["upper:uu"], ["Registry.Example.com"], id="case-same"),
+        pytest.param(
+            "upper", "Registry.Example.com/app", ["upper:uu"], ["Registry.Example.com"], id="case-same"
+        ),
         # cloud-globs
-        pytest.param("cloud", "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1", ["ecr:AWS"],
-                     ["*.dkr.ecr.*.amazonaws.com"], id="ecr"),
+        pytest.param(
+            "cloud",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1",
+            ["ecr:AWS"],
+            ["*.dkr.ecr.*.amazonaws.com"],
+            id="ecr",
+        ),
         pytest.param("cloud", "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com/app", [], [], id="ecr-fips"),
         pytest.param("cloud", "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/app", [], [], id="ecr-cn"),
         pytest.param("cloud", "us-docker.pkg.dev/p/r/i", ["gar:_json_key"], ["*.pkg.dev"], id="gar"),
-        pytest.param("cloud", "europe-west1-docker.pkg.dev/p/r/i", ["gar:_json_key"], ["*.pkg.dev"], id="gar-eu"),
+        pytest.param(
+            "cloud", "europe-west1-docker.pkg.dev/p/r/i", ["gar:_json_key"], ["*.pkg.dev"], id="gar-eu"
+        ),
         pytest.param("cloud", "gcr.io/p/i", [], [], id="gcr-bare"),
         pytest.param("cloud", "eu.gcr.io/p/i", ["gcrwild:_token"], ["*.gcr.io"], id="gcr-eu"),
         # dockerhub-org-prefix-leak
@@ -230,21 +267,38 @@ _DIGEST = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8
         pytest.param("org", "otherorg/app", [], [], id="org-other"),
         pytest.param("org", "nginx", [], [], id="org-library"),
         # tag-and-digest-ignored-for-lookup
-        pytest.param("tagged", "registry.example.com/app:1.0", ["r:u"], ["registry.example.com/app"], id="tag"),
-        pytest.param("tagged", f"registry.example.com/app@{_DIGEST}", ["r:u"], ["registry.example.com/app"],
-                     id="digest"),
-        pytest.param("tagged", f"registry.example.com/app:1.0@{_DIGEST}", ["r:u"], ["registry.example.com/app"],
-                     id="tag-and-digest"),
+        pytest.param(
+            "tagged", "registry.example.com/app:1.0", ["r:u"], ["registry.example.com/app"], id="tag"
+        ),
+        pytest.param(
+            "tagged",
+            f"registry.example.com/app@{_DIGEST}",
+            ["r:u"],
+            ["registry.example.com/app"],
+            id="digest",
+        ),
+        pytest.param(
+            "tagged",
+            f"registry.example.com/app:1.0@{_DIGEST}",
+            ["r:u"],
+            ["registry.example.com/app"],
+            id="tag-and-digest",
+        ),
     ],
-)  # fmt: skip
-def test_domain_facts_scenarios(secrets: str, image: str, want_creds: list[str], want_keys: list[str]) -> None:
+)
+def test_domain_facts_scenarios(
+    secrets: str, image: str, want_creds: list[str], want_keys: list[str]
+) -> None:
     matches = _keyring(_EXTRA[secrets]).lookup(parse_normalized_named(image).name)
     assert [f"{s}:{u}" for s, u in (m.value for m in matches)] == want_creds
     assert _matched_keys(matches) == want_keys
 
 
 def test_one_malformed_secret_breaks_the_whole_keyring() -> None:
-    secrets = [_secret("bad", "other.example.com", "", auth="bad!"), _secret("good", "registry.example.com", "u")]
+    secrets = [
+        _secret("bad", "other.example.com", "", auth="bad!"),
+        _secret("good", "registry.example.com", "u"),
+    ]
     with pytest.raises(SecretMalformedError) as caught:
         _keyring(secrets)
     assert caught.value.upstream == "illegal base64 data at input byte 3"
@@ -304,24 +358,64 @@ def test_url_errors_carry_go_text() -> None:
     ("pattern", "name", "matched"),
     [
         # From Go's path/filepath match_test.go; a pattern error is "no match" for kubelet.
-        ("abc", "abc", True), ("*", "abc", True), ("*c", "abc", True), ("a*", "a", True),
-        ("a*", "abc", True), ("a*", "ab/c", False), ("a*/b", "abc/b", True), ("a*/b", "a/c/b", False),
-        ("a*b*c*d*e*/f", "axbxcxdxe/f", True), ("a*b*c*d*e*/f", "axbxcxdxexxx/f", True),
-        ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", False), ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", False),
-        ("a*b?c*x", "abxbbxdbxebxczzx", True), ("a*b?c*x", "abxbbxdbxebxczzy", False),
-        ("ab[c]", "abc", True), ("ab[b-d]", "abc", True), ("ab[e-g]", "abc", False), ("ab[^c]", "abc", False),
-        ("ab[^b-d]", "abc", False), ("ab[^e-g]", "abc", True), ("a\\*b", "a*b", True), ("a\\*b", "ab", False),
-        ("a?b", "a\u263ab", True), ("a[^a]b", "a\u263ab", True), ("a???b", "a\u263ab", False),
-        ("a[^a][^a][^a]b", "a\u263ab", False), ("[a-\u03b6]*", "\u03b1", True), ("*[a-\u03b6]", "A", False),
-        ("a?b", "a/b", False), ("a*b", "a/b", False), ("[\\]a]", "]", True), ("[\\-]", "-", True),
-        ("[x\\-]", "x", True), ("[x\\-]", "-", True), ("[x\\-]", "z", False), ("[\\-x]", "x", True),
-        ("[\\-x]", "-", True), ("[\\-x]", "a", False), ("[]a]", "]", False), ("[-]", "-", False),
-        ("[x-]", "x", False), ("[x-]", "-", False), ("[x-]", "z", False), ("[-x]", "x", False),
-        ("[-x]", "-", False), ("[-x]", "a", False), ("\\", "a", False), ("[a-b-c]", "a", False),
-        ("[", "a", False), ("[^", "a", False), ("[^bc", "a", False), ("a[", "a", False), ("a[", "ab", False),
-        ("a[", "x", False), ("a/b[", "x", False), ("*x", "xxx", True),
+        ("abc", "abc", True),
+        ("*", "abc", True),
+        ("*c", "abc", True),
+        ("a*", "a", True),
+        ("a*", "abc", True),
+        ("a*", "ab/c", False),
+        ("a*/b", "abc/b", True),
+        ("a*/b", "a/c/b", False),
+        ("a*b*c*d*e*/f", "axbxcxdxe/f", True),
+        ("a*b*c*d*e*/f", "axbxcxdxexxx/f", True),
+        ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", False),
+        ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", False),
+        ("a*b?c*x", "abxbbxdbxebxczzx", True),
+        ("a*b?c*x", "abxbbxdbxebxczzy", False),
+        ("ab[c]", "abc", True),
+        ("ab[b-d]", "abc", True),
+        ("ab[e-g]", "abc", False),
+        ("ab[^c]", "abc", False),
+        ("ab[^b-d]", "abc", False),
+        ("ab[^e-g]", "abc", True),
+        ("a\\*b", "a*b", True),
+        ("a\\*b", "ab", False),
+        ("a?b", "a\u263ab", True),
+        ("a[^a]b", "a\u263ab", True),
+        ("a???b", "a\u263ab", False),
+        ("a[^a][^a][^a]b", "a\u263ab", False),
+        ("[a-\u03b6]*", "\u03b1", True),
+        ("*[a-\u03b6]", "A", False),
+        ("a?b", "a/b", False),
+        ("a*b", "a/b", False),
+        ("[\\]a]", "]", True),
+        ("[\\-]", "-", True),
+        ("[x\\-]", "x", True),
+        ("[x\\-]", "-", True),
+        ("[x\\-]", "z", False),
+        ("[\\-x]", "x", True),
+        ("[\\-x]", "-", True),
+        ("[\\-x]", "a", False),
+        ("[]a]", "]", False),
+        ("[-]", "-", False),
+        ("[x-]", "x", False),
+        ("[x-]", "-", False),
+        ("[x-]", "z", False),
+        ("[-x]", "x", False),
+        ("[-x]", "-", False),
+        ("[-x]", "a", False),
+        ("\\", "a", False),
+        ("[a-b-c]", "a", False),
+        ("[", "a", False),
+        ("[^", "a", False),
+        ("[^bc", "a", False),
+        ("a[", "a", False),
+        ("a[", "ab", False),
+        ("a[", "x", False),
+        ("a/b[", "x", False),
+        ("*x", "xxx", True),
     ],
-)  # fmt: skip
+)
 def test_labels_glob_like_go_filepath_match(pattern: str, name: str, matched: bool) -> None:
     assert _go_match(pattern.encode(), name.encode()) is matched
 

@@ -20,7 +20,7 @@ if not DATA.is_file():
 VECTORS: dict[str, Any] = json.loads(DATA.read_text())
 
 
-def P(text: str) -> Platform:  # noqa: N802 - reads like a literal in the tables below
+def P(text: str) -> Platform:  # reads like a literal in the tables below
     return parse_platform(text)
 
 
@@ -32,17 +32,20 @@ def _only_cases() -> list[Any]:
     for row in VECTORS["platform_TestOnly"]:
         for expected in ("true", "false"):
             for candidate in row["matches"][expected]:
-                cases.append(pytest.param(row["platform"], candidate, expected == "true",
-                                          id=f"{row['platform']}~{candidate}"))  # fmt: skip
+                cases.append(
+                    pytest.param(
+                        row["platform"], candidate, expected == "true", id=f"{row['platform']}~{candidate}"
+                    )
+                )
     return cases
 
 
 @pytest.mark.parametrize(("host", "candidate", "expected"), _only_cases())
 def test_only_matches_like_containerd(host: str, candidate: str, expected: bool) -> None:
     assert matches(P(host), P(candidate)) is expected
-    accepted = normalize(P(candidate), default_os=P(host).os)
-    assert any((p.os, p.architecture, p.variant) == (accepted.os, accepted.architecture, accepted.variant)
-               for p in compatible(P(host))) is expected  # fmt: skip
+    got = normalize(P(candidate), default_os=P(host).os)
+    vector = {(p.os, p.architecture, p.variant) for p in compatible(P(host))}
+    assert ((got.os, got.architecture, got.variant) in vector) is expected
 
 
 # --- conformance: platform_normalizeArch ----------------------------------------------------
@@ -70,7 +73,11 @@ def test_every_normalize_arch_row_is_spelled_out() -> None:
 
 @pytest.mark.parametrize(
     ("arch", "variant", "want_arch", "want_variant"),
-    [pytest.param(*case, id=f"{case[0]}/{case[1] or '-'}") for cases in NORMALIZE_ARCH.values() for case in cases]
+    [
+        pytest.param(*case, id=f"{case[0]}/{case[1] or '-'}")
+        for cases in NORMALIZE_ARCH.values()
+        for case in cases
+    ]
     + [
         pytest.param("AMD64", "V2", "amd64", "v2", id="lower-cased"),
         pytest.param("arm64", "v8.2", "arm64", "v8.2", id="minor-kept"),
@@ -99,7 +106,9 @@ def test_normalize_arch_like_containerd(arch: str, variant: str, want_arch: str,
         pytest.param("linux/x86_64/v1", Platform("linux", "amd64"), id="x86_64-v1"),
         pytest.param("Linux/AMD64", Platform("linux", "amd64"), id="case"),
         pytest.param("macos/arm64", Platform("darwin", "arm64"), id="macos"),
-        pytest.param("windows(10.0.17763)/amd64", Platform("windows", "amd64", "", "10.0.17763"), id="os-version"),
+        pytest.param(
+            "windows(10.0.17763)/amd64", Platform("windows", "amd64", "", "10.0.17763"), id="os-version"
+        ),
         pytest.param("linux/arm64/v9.6", Platform("linux", "arm64", "v9.6"), id="dotted-variant"),
     ],
 )
@@ -150,7 +159,9 @@ def test_platform_str_hides_os_version() -> None:
         pytest.param("linux/arm64", "windows/arm64", False, False, id="other-os"),
     ],
 )
-def test_exact_matching_is_the_normalised_host_only(host: str, candidate: str, only: bool, exact: bool) -> None:
+def test_exact_matching_is_the_normalised_host_only(
+    host: str, candidate: str, only: bool, exact: bool
+) -> None:
     assert matches(P(host), P(candidate)) is only
     assert matches(P(host), P(candidate), exact=True) is exact
 
@@ -164,8 +175,12 @@ def test_empty_candidate_os_is_the_nodes_os() -> None:
     ("host", "candidate", "expected"),
     [
         pytest.param("windows(10.0.17763)/amd64", "windows(10.0.17763.5122)/amd64", True, id="same-build"),
-        pytest.param("windows(10.0.17763)/amd64", "windows(10.0.20348)/amd64", False, id="pre-ltsc2022-exact"),
-        pytest.param("windows(10.0.20348)/amd64", "windows(10.0.17763)/amd64", False, id="older-than-ltsc2022"),
+        pytest.param(
+            "windows(10.0.17763)/amd64", "windows(10.0.20348)/amd64", False, id="pre-ltsc2022-exact"
+        ),
+        pytest.param(
+            "windows(10.0.20348)/amd64", "windows(10.0.17763)/amd64", False, id="older-than-ltsc2022"
+        ),
         pytest.param("windows(10.0.26100)/amd64", "windows(10.0.20348)/amd64", True, id="ltsc2025-runs-2022"),
         pytest.param("windows(10.0.26100)/amd64", "windows(10.0.26200)/amd64", False, id="newer-than-host"),
         pytest.param("windows(10.0.25398)/amd64", "windows(10.0.20348)/amd64", True, id="23h2-runs-2022"),
@@ -188,18 +203,29 @@ def test_windows_builds_must_be_compatible(host: str, candidate: str, expected: 
         pytest.param("linux/amd64", ["linux/386", "linux/amd64"], False, 1, id="preferred-beats-earlier"),
         pytest.param("linux/amd64", ["linux/386", "linux/arm64"], False, 0, id="fallback-386"),
         pytest.param("linux/amd64", ["linux/386", "linux/arm64"], True, None, id="no-386-when-exact"),
-        pytest.param("linux/amd64", ["linux/amd64", "linux/amd64"], False, 0, id="tie-goes-to-manifest-order"),
+        pytest.param(
+            "linux/amd64", ["linux/amd64", "linux/amd64"], False, 0, id="tie-goes-to-manifest-order"
+        ),
         pytest.param("linux/amd64", [None, "linux/amd64"], False, 1, id="platformless-sorts-last"),
-        pytest.param("linux/amd64", ["linux/arm64", None, None], False, 1, id="platformless-when-nothing-else"),
+        pytest.param(
+            "linux/amd64", ["linux/arm64", None, None], False, 1, id="platformless-when-nothing-else"
+        ),
         pytest.param("linux/amd64", ["linux/arm64", "windows/amd64"], False, None, id="no-match"),
         pytest.param("linux/amd64", [], False, None, id="empty-index"),
-        pytest.param("linux/arm64", ["linux/arm/v5", "linux/arm/v7", "linux/arm64/v8"], False, 2, id="arm64-first"),
+        pytest.param(
+            "linux/arm64", ["linux/arm/v5", "linux/arm/v7", "linux/arm64/v8"], False, 2, id="arm64-first"
+        ),
         pytest.param("linux/arm64", ["linux/arm/v5", "linux/arm/v7"], False, 1, id="highest-arm32"),
         pytest.param("linux/arm64/v9", ["linux/arm64/v8.2", "linux/arm64/v8.5"], False, 1, id="v8.5-for-v9"),
-        pytest.param("linux/amd64/v3", ["linux/amd64", "linux/amd64/v2", "linux/amd64/v4"], False, 1,
-                     id="highest-level-not-above-host"),
+        pytest.param(
+            "linux/amd64/v3",
+            ["linux/amd64", "linux/amd64/v2", "linux/amd64/v4"],
+            False,
+            1,
+            id="highest-level-not-above-host",
+        ),
     ],
-)  # fmt: skip
+)
 def test_select_child_picks_what_containerd_pulls(
     host: str, children: list[str | None], exact: bool, want: int | None
 ) -> None:

@@ -19,8 +19,10 @@ POD_SPEC: dict[str, Any] = {
         {"name": "side", "image": "nginx"},
     ],
     "ephemeralContainers": [{"name": "debug", "image": "ghcr.io/acme/debug@sha256:" + "a" * 64}],
-    "volumes": [{"name": "models", "image": {"reference": "quay.io/acme/models:v2", "pullPolicy": "IfNotPresent"}},
-                {"name": "cache", "emptyDir": {}}],
+    "volumes": [
+        {"name": "models", "image": {"reference": "quay.io/acme/models:v2", "pullPolicy": "IfNotPresent"}},
+        {"name": "cache", "emptyDir": {}},
+    ],
 }
 
 
@@ -61,7 +63,12 @@ def test_every_image_of_every_kind_with_its_field_path(kind: str, base: str) -> 
         (f"{base}.containers[0].image", "ghcr.io/acme/api:1.4.2", "container", "app"),
         (f"{base}.containers[1].image", "nginx", "container", "side"),
         (f"{base}.initContainers[0].image", "busybox:1.36", "initContainer", "init"),
-        (f"{base}.ephemeralContainers[0].image", "ghcr.io/acme/debug@sha256:" + "a" * 64, "ephemeralContainer", "debug"),
+        (
+            f"{base}.ephemeralContainers[0].image",
+            "ghcr.io/acme/debug@sha256:" + "a" * 64,
+            "ephemeralContainer",
+            "debug",
+        ),
         (f"{base}.volumes[0].image.reference", "quay.io/acme/models:v2", "imageVolume", "models"),
     ]
     assert [(r.name, r.field) for r in t.pull_secrets] == [
@@ -93,8 +100,11 @@ def test_service_account_defaults_and_deprecated_alias() -> None:
 
 
 def test_missing_image_is_an_error_finding_naming_the_field() -> None:
-    body = {"kind": "Deployment", "metadata": {"name": "d"},
-            "spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}}
+    body = {
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [{"name": "a"}]}}},
+    }
     t = extract(body, "default")
     assert t is not None
     assert t.images == ()
@@ -107,12 +117,22 @@ def test_missing_image_is_an_error_finding_naming_the_field() -> None:
     ("spec", "field"),
     [
         pytest.param({"containers": "nginx"}, "spec.containers", id="containers-not-a-list"),
-        pytest.param({"containers": [{"name": "a", "image": 5}]}, "spec.containers[0].image", id="image-not-a-string"),
-        pytest.param({"containers": [{"image": "a"}], "imagePullSecrets": ["regcred"]}, "spec.imagePullSecrets[0]",
-                     id="pull-secret-not-an-object"),
-        pytest.param({"containers": [], "volumes": [{"name": "v", "image": "x"}]}, "spec.volumes[0].image",
-                     id="image-volume-not-an-object"),
-        pytest.param({"containers": [], "nodeSelector": {"a": 1}}, 'spec.nodeSelector["a"]', id="selector-not-strings"),
+        pytest.param(
+            {"containers": [{"name": "a", "image": 5}]}, "spec.containers[0].image", id="image-not-a-string"
+        ),
+        pytest.param(
+            {"containers": [{"image": "a"}], "imagePullSecrets": ["regcred"]},
+            "spec.imagePullSecrets[0]",
+            id="pull-secret-not-an-object",
+        ),
+        pytest.param(
+            {"containers": [], "volumes": [{"name": "v", "image": "x"}]},
+            "spec.volumes[0].image",
+            id="image-volume-not-an-object",
+        ),
+        pytest.param(
+            {"containers": [], "nodeSelector": {"a": 1}}, 'spec.nodeSelector["a"]', id="selector-not-strings"
+        ),
     ],
 )
 def test_malformed_objects_name_the_field(spec: dict[str, Any], field: str) -> None:

@@ -19,7 +19,9 @@ from webhook.settings import Config
 def destination_policy(config: Config) -> DestinationPolicy:
     net = config.network
     return DestinationPolicy(
-        allow_loopback=net.allow_loopback, allow_link_local=net.allow_link_local, allow_private=net.allow_private
+        allow_loopback=net.allow_loopback,
+        allow_link_local=net.allow_link_local,
+        allow_private=net.allow_private,
     )
 
 

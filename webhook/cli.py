@@ -19,10 +19,11 @@ import click
 
 from webhook.adapters.manifests import Document, read_inputs
 from webhook.adapters.stream_objects import StreamObjects
+from webhook.assembly import build, engine_options
+from webhook.core.ci_formats import Locator, render_ci
 from webhook.core.errors import InputError, PullguardError
 from webhook.core.objects import secret_from_dict, service_account_from_dict
 from webhook.core.render import image_lines, render_text
-from webhook.assembly import build, engine_options
 from webhook.core.verdict import ObjectVerdict, Report
 from webhook.engine import Engine
 from webhook.settings import Config, cluster_view, load_config
@@ -50,7 +51,9 @@ async def _check(
         options = replace(options, exempt_namespaces=())
     view = cluster_view(config, pods_admitted=False)
     if offline:
-        return await Engine(options).check_many(objects, view, store, default_namespace=namespace, offline=True)
+        return await Engine(options).check_many(
+            objects, view, store, default_namespace=namespace, offline=True
+        )
     assembly = build(config)
     assembly.engine.options = options
     try:
@@ -80,15 +83,30 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="configuration file (DESIGN 1.3)")
-@click.option("--namespace", default="default", show_default=True, help="namespace for objects that name none")
 @click.option(
-    "--output", type=click.Choice(["text", "json", "sarif", "github", "junit"]), default="text", show_default=True
+    "--config", "config_path", type=click.Path(dir_okay=False), help="configuration file (DESIGN 1.3)"
 )
-@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="read Secrets, ServiceAccounts, Nodes from a cluster")
+@click.option(
+    "--namespace", default="default", show_default=True, help="namespace for objects that name none"
+)
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json", "sarif", "github", "junit"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="read Secrets, ServiceAccounts, Nodes from a cluster",
+)
 @click.option("--context", help="kubeconfig context")
-@click.option("--offline", is_flag=True, help="contact no registry: parse, resolve identities, report the plan")
-@click.option("--allow-unknown", is_flag=True, help="exit 0 instead of 3 when something could not be determined")
+@click.option(
+    "--offline", is_flag=True, help="contact no registry: parse, resolve identities, report the plan"
+)
+@click.option(
+    "--allow-unknown", is_flag=True, help="exit 0 instead of 3 when something could not be determined"
+)
 def check(
     paths: tuple[str, ...],
     config_path: str | None,
@@ -107,7 +125,9 @@ def check(
         _fail(str(exc))
     store = StreamObjects()
     _collect_objects(docs, namespace, store)
-    results = asyncio.run(_check(config, [(d.obj, d.source) for d in docs], store, namespace, offline=offline))
+    results = asyncio.run(
+        _check(config, [(d.obj, d.source) for d in docs], store, namespace, offline=offline)
+    )
     report = Report(tuple(results), offline=offline)
     _emit(report, output, docs)
     sys.exit(report.exit_code(allow_unknown or offline))
@@ -119,9 +139,22 @@ def _emit(report: Report, output: str, docs: Sequence[Document]) -> None:
     elif output == "text":
         click.echo(render_text(report, color=sys.stdout.isatty()), nl=False)
     else:
-        from webhook.outputs import render_ci
+        click.echo(render_ci(report, output, _locator(docs)), nl=False)
 
-        click.echo(render_ci(report, output, docs), nl=False)
+
+def _locator(docs: Sequence[Document]) -> Locator:
+    """``(source, field) -> (file, line)`` from the YAML nodes of the input documents."""
+    by_source = {d.source: d for d in docs}
+
+    def locate(source: str, field: str | None) -> tuple[str, int | None]:
+        doc = by_source.get(source)
+        if doc is None:
+            return source.split("#", 1)[0] or "-", None
+        if field is None:
+            return doc.path, doc.node.start_mark.line + 1 if doc.node is not None else None
+        return doc.path, doc.line_of(field)
+
+    return locate
 
 
 def _explain_secrets(secret_files: Sequence[str], namespace: str, store: StreamObjects) -> list[str]:
@@ -143,7 +176,9 @@ def _explain_secrets(secret_files: Sequence[str], namespace: str, store: StreamO
             elif kind == "ServiceAccount":
                 store.add_service_account(service_account_from_dict(doc.obj, namespace, doc.source))
             else:
-                _fail(f"{doc.source}: --secret-file holds a {kind or 'document without kind'}; expected Secret")
+                _fail(
+                    f"{doc.source}: --secret-file holds a {kind or 'document without kind'}; expected Secret"
+                )
         except InputError as exc:
             _fail(f"{doc.source}: {exc.message}")
     return names
@@ -154,7 +189,9 @@ def _explain_secrets(secret_files: Sequence[str], namespace: str, store: StreamO
 @click.option("--namespace", default="default", show_default=True)
 @click.option("--service-account", default="default", show_default=True)
 @click.option("--pull-secret", "pull_secrets", multiple=True, help="pull secret name (repeatable, in order)")
-@click.option("--secret-file", "secret_files", multiple=True, type=click.Path(dir_okay=False), help="Secret manifests")
+@click.option(
+    "--secret-file", "secret_files", multiple=True, type=click.Path(dir_okay=False), help="Secret manifests"
+)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--offline", is_flag=True, help="contact no registry: report the plan")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)

@@ -12,6 +12,7 @@ answered by then is a ``timeout`` verdict, never a hang. The engine only talks t
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -137,7 +138,9 @@ class Engine:
             template = extract(obj, default_namespace, source)
         except InputError as exc:
             ref: ObjectRef = object_ref(obj, default_namespace, source)
-            return ObjectVerdict(ref, False, (Finding("invalid-object", exc.field, exc.message, "error"),), ())
+            return ObjectVerdict(
+                ref, False, (Finding("invalid-object", exc.field, exc.message, "error"),), ()
+            )
         if template is None:
             return None
         return await self.check_template(template, cluster, secrets, offline=offline, deadline=deadline)
@@ -157,7 +160,12 @@ class Engine:
         results = await asyncio.gather(
             *(
                 self.check_object(
-                    obj, cluster, secrets, default_namespace=default_namespace, source=src, offline=offline,
+                    obj,
+                    cluster,
+                    secrets,
+                    default_namespace=default_namespace,
+                    source=src,
+                    offline=offline,
                     deadline=deadline,
                 )
                 for obj, src in objects
@@ -167,7 +175,9 @@ class Engine:
 
     # -- images ----------------------------------------------------------------------------------
 
-    async def check_images(self, plans: Sequence[ImagePlan], deadline: float | None = None) -> list[ImageVerdict]:
+    async def check_images(
+        self, plans: Sequence[ImagePlan], deadline: float | None = None
+    ) -> list[ImageVerdict]:
         """Verdicts for ``plans`` in parallel, bounded by ``deadline`` (monotonic seconds)."""
         if deadline is None:
             deadline = self._clock() + self.options.deadline_seconds
@@ -226,7 +236,11 @@ class Engine:
                 if listed is not None:
                     suggestions = nearest_tags(ref.tag, listed[0])
         return assess(
-            plan, observations, anonymous, exact_platforms=self.options.exact_platforms, suggestions=suggestions
+            plan,
+            observations,
+            anonymous,
+            exact_platforms=self.options.exact_platforms,
+            suggestions=suggestions,
         )
 
     @staticmethod
@@ -265,12 +279,15 @@ class Engine:
             self.stats["cache_miss"] += 1
             task = asyncio.ensure_future(self._ask(ref, attempt))
             self._inflight[key] = task
-            task.add_done_callback(lambda _t, k=key: self._inflight.pop(k, None))
+            task.add_done_callback(functools.partial(self._forget, key))
         else:
             self.stats["single_flight"] += 1
         observation = await asyncio.shield(task)
         self._store(key, ref, observation)
         return observation
+
+    def _forget(self, key: tuple[str, ...], _task: asyncio.Task[Observation]) -> None:
+        self._inflight.pop(key, None)
 
     async def _ask(self, ref: ImageReference, attempt: PlannedAttempt) -> Observation:
         assert self.registry is not None

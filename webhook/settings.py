@@ -28,10 +28,14 @@ from webhook.core.nodes import FargateSelector, NodeGroup, NodeIdentity, Taint
 from webhook.core.platforms import parse_platform
 
 _ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]+$")
-_SA_EMAIL = re.compile(r"^[a-z0-9-]+@[a-z0-9-]+\.iam\.gserviceaccount\.com$|^\d+-compute@developer\.gserviceaccount\.com$")
+_SA_EMAIL = re.compile(
+    r"^[a-z0-9-]+@[a-z0-9-]+\.iam\.gserviceaccount\.com$|^\d+-compute@developer\.gserviceaccount\.com$"
+)
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
 AWS_SERVICES = frozenset({"ecr", "ecr-public", "iam", "ec2", "sts", "eks"})
-GCP_SERVICES = frozenset({"artifactregistry", "container", "cloudresourcemanager", "iamcredentials", "iam", "metadata"})
+GCP_SERVICES = frozenset(
+    {"artifactregistry", "container", "cloudresourcemanager", "iamcredentials", "iam", "metadata"}
+)
 
 
 class _Model(BaseModel):
@@ -97,12 +101,16 @@ class NodeGroupIdentityConfig(_Model):
     @classmethod
     def _email(cls, value: str | None) -> str | None:
         if value is not None and not _SA_EMAIL.match(value):
-            raise ValueError(f"{value!r} is not a service-account email (name@project.iam.gserviceaccount.com)")
+            raise ValueError(
+                f"{value!r} is not a service-account email (name@project.iam.gserviceaccount.com)"
+            )
         return value
 
     @model_validator(mode="after")
     def _one(self) -> NodeGroupIdentityConfig:
-        set_ = [x for x in (self.aws_role_arn, self.fargate_pod_execution_role_arn, self.gcp_service_account) if x]
+        set_ = [
+            x for x in (self.aws_role_arn, self.fargate_pod_execution_role_arn, self.gcp_service_account) if x
+        ]
         if len(set_) != 1:
             raise ValueError("give exactly one of awsRoleArn, fargatePodExecutionRoleArn, gcpServiceAccount")
         if self.scopes is not None and not self.gcp_service_account:
@@ -114,7 +122,9 @@ class NodeGroupIdentityConfig(_Model):
             return NodeIdentity("node-role", self.aws_role_arn)
         if self.fargate_pod_execution_role_arn:
             return NodeIdentity("fargate-role", self.fargate_pod_execution_role_arn)
-        scopes = self.scopes if self.scopes is not None else ("https://www.googleapis.com/auth/cloud-platform",)
+        scopes = (
+            self.scopes if self.scopes is not None else ("https://www.googleapis.com/auth/cloud-platform",)
+        )
         return NodeIdentity("node-service-account", self.gcp_service_account or "", tuple(scopes))
 
 
@@ -153,7 +163,9 @@ class NodeGroupConfig(_Model):
             labels=dict(self.selector),
             identity=self.identity.to_core() if self.identity else None,
             taints=tuple(Taint(t.key, t.value, t.effect) for t in self.taints),
-            fargate_selectors=tuple(FargateSelector(s.namespace, dict(s.labels)) for s in self.fargate_selectors),
+            fargate_selectors=tuple(
+                FargateSelector(s.namespace, dict(s.labels)) for s in self.fargate_selectors
+            ),
         )
 
 
@@ -272,7 +284,9 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 def _problems(exc: ValidationError) -> list[ConfigProblem]:
     problems = []
     for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p and "]" in p and "(" in p)))
+        loc = tuple(
+            p for p in err["loc"] if not (isinstance(p, str) and ("[" in p and "]" in p and "(" in p))
+        )
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling against the configuration reference)"
@@ -287,7 +301,9 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(source, [ConfigProblem("", f"the top level must be a mapping, found {type(data).__name__}")])
+        raise ConfigError(
+            source, [ConfigProblem("", f"the top level must be a mapping, found {type(data).__name__}")]
+        )
     try:
         return Config.model_validate(dict(data))
     except ValidationError as exc:
@@ -312,11 +328,13 @@ def load_config(path: str | None) -> Config:
 
 
 def read_node_docker_config(path: str) -> tuple[NodeDockerConfig | None, Finding | None]:
-    """Read the node docker config kubelet would use; a bad file is a finding (kubelet logs and ignores it)."""
+    """The node docker config kubelet would use; a bad file is a finding (kubelet logs and ignores it)."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        return None, Finding("node-docker-config-unreadable", "cluster.nodeDockerConfig", f"cannot read {path}: {exc.strerror}")
+        return None, Finding(
+            "node-docker-config-unreadable", "cluster.nodeDockerConfig", f"cannot read {path}: {exc.strerror}"
+        )
     try:
         entries = parse_docker_config_json(raw) if not path.endswith(".dockercfg") else parse_dockercfg(raw)
     except DockerCfgError as exc:

@@ -84,6 +84,10 @@ def _load(text: str, path: str) -> Iterator[tuple[int, Any, yaml.Node]]:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start is not None:
+            # libyaml reports an unclosed bracket where the input ends; where it opened helps more.
+            problem += f" ({context} started at line {start.line + 1} column {start.column + 1})"
         raise ManifestError(f"{path}#{index + 1}", f"not valid YAML/JSON at{where}: {problem}") from None
     finally:
         loader.dispose()
@@ -97,15 +101,21 @@ def parse_text(text: str, path: str) -> list[Document]:
         if obj is None:
             continue
         if not isinstance(obj, Mapping):
-            raise ManifestError(source, f"expected a Kubernetes object (a mapping), found {type(obj).__name__}")
-        if obj.get("kind") == "List" or (str(obj.get("kind", "")).endswith("List") and isinstance(obj.get("items"), list)):
+            raise ManifestError(
+                source, f"expected a Kubernetes object (a mapping), found {type(obj).__name__}"
+            )
+        if obj.get("kind") == "List" or (
+            str(obj.get("kind", "")).endswith("List") and isinstance(obj.get("items"), list)
+        ):
             items = obj.get("items")
             if not isinstance(items, list):
                 raise ManifestError(source, "items must be a list", "items")
             item_nodes = _items_node(node)
             for i, item in enumerate(items):
                 if not isinstance(item, Mapping):
-                    raise ManifestError(source, f"expected an object, found {type(item).__name__}", f"items[{i}]")
+                    raise ManifestError(
+                        source, f"expected an object, found {type(item).__name__}", f"items[{i}]"
+                    )
                 inode = item_nodes[i] if item_nodes is not None and i < len(item_nodes) else None
                 docs.append(Document(item, f"{source}/items[{i}]", path, inode))
             continue

@@ -41,7 +41,10 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json", "application/vnd.docker.distribution.manifest.v1+prettyjws")
+SCHEMA1 = (
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+)
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST, "*/*"))
 
@@ -73,7 +76,7 @@ class _Answer:
     challenge_error: str | None
 
 
-class _Failure(Exception):
+class _FailureError(Exception):
     def __init__(self, observation: Observation) -> None:
         super().__init__(observation.detail or observation.result)
         self.observation = observation
@@ -86,7 +89,7 @@ def _digest_of(data: bytes, algorithm: str) -> str | None:
 
 
 def _media(response: httpx.Response) -> str:
-    return response.headers.get("content-type", "").split(";")[0].strip()
+    return str(response.headers.get("content-type", "")).split(";")[0].strip()
 
 
 def _error_code(body: bytes) -> tuple[str | None, str | None]:
@@ -146,7 +149,9 @@ class RegistryClient:
 
     # -- the wire --------------------------------------------------------------------------------
 
-    async def _raw(self, method: str, url: str, headers: dict[str, str], cap: int) -> tuple[httpx.Response, bytes]:
+    async def _raw(
+        self, method: str, url: str, headers: dict[str, str], cap: int
+    ) -> tuple[httpx.Response, bytes]:
         """One request, following redirects by hand: credentials never cross to another origin."""
         origin = urlsplit(url)[:2]
         for _ in range(MAX_REDIRECTS + 1):
@@ -155,7 +160,9 @@ class RegistryClient:
             self.requests[host] += 1
             status: int | None = None
             try:
-                request = self._http.build_request(method, url, headers=headers, timeout=self.options.request_timeout)
+                request = self._http.build_request(
+                    method, url, headers=headers, timeout=self.options.request_timeout
+                )
                 response = await self._http.send(request, stream=True)
                 status = response.status_code
                 try:
@@ -166,7 +173,7 @@ class RegistryClient:
                         async for chunk in response.aiter_bytes():
                             size += len(chunk)
                             if size > cap:
-                                raise _Failure(
+                                raise _FailureError(
                                     Observation(
                                         "undetermined",
                                         status=status,
@@ -188,9 +195,13 @@ class RegistryClient:
                     method = "GET"
                 continue
             return response, body
-        raise _Failure(Observation("undetermined", detail=f"more than {MAX_REDIRECTS} redirects from {redact_url(url)}"))
+        raise _FailureError(
+            Observation("undetermined", detail=f"more than {MAX_REDIRECTS} redirects from {redact_url(url)}")
+        )
 
-    async def _authorization(self, base: str, scope: str, cred: StaticCredential | None) -> tuple[str | None, bool]:
+    async def _authorization(
+        self, base: str, scope: str, cred: StaticCredential | None
+    ) -> tuple[str | None, bool]:
         """An Authorization header for ``base`` from what it asked before (no 401 round trip)."""
         challenge = self._challenges.get(base)
         if challenge is None:
@@ -201,13 +212,22 @@ class RegistryClient:
             key = (challenge.realm or "", challenge.service or "", scope, cred.fingerprint() if cred else "-")
             token = self._tokens.get(key)
             if token is None:
-                token, ttl = await fetch_token(self._http, challenge, scope, cred, self.options.request_timeout)
+                token, ttl = await fetch_token(
+                    self._http, challenge, scope, cred, self.options.request_timeout
+                )
                 self._tokens.put(key, token, ttl)
             return f"Bearer {token}", cred is not None
         return None, False
 
     async def _send(
-        self, method: str, url: str, base: str, repo: str, cred: StaticCredential | None, accept: str | None, cap: int
+        self,
+        method: str,
+        url: str,
+        base: str,
+        repo: str,
+        cred: StaticCredential | None,
+        accept: str | None,
+        cap: int,
     ) -> _Answer:
         scope = f"repository:{repo}:pull"
         headers = {"User-Agent": USER_AGENT}
@@ -228,7 +248,9 @@ class RegistryClient:
                 return _Answer(response, body, authenticated, challenge.error)
             if challenge.scheme == "basic":
                 return _Answer(response, body, False, challenge.error)
-        self._challenges[base] = Challenge(challenge.scheme, {k: v for k, v in challenge.params.items() if k != "error"})
+        self._challenges[base] = Challenge(
+            challenge.scheme, {k: v for k, v in challenge.params.items() if k != "error"}
+        )
         if challenge.scheme == "bearer":
             self._tokens_forget(base, scope, cred)
         auth, authenticated = await self._authorization(base, scope, cred)
@@ -252,13 +274,15 @@ class RegistryClient:
 
     # -- the questions ---------------------------------------------------------------------------
 
-    async def check(self, ref: ImageReference, cred: StaticCredential | None, *, want_manifest: bool) -> Observation:
+    async def check(
+        self, ref: ImageReference, cred: StaticCredential | None, *, want_manifest: bool
+    ) -> Observation:
         """Can ``cred`` (None: anonymous) pull ``ref``? With the manifest facts for the platform check."""
         base = self.base_url(ref.domain)
         try:
             async with self._limit(base):
                 return await self._check(ref, cred, base, want_manifest)
-        except _Failure as failure:
+        except _FailureError as failure:
             return failure.observation
         except (RegistryError, DestinationRefusedError, httpx.HTTPError, OSError) as exc:
             return self._observe_exception(exc, base)
@@ -270,13 +294,19 @@ class RegistryClient:
         if isinstance(exc, DestinationRefusedError):
             return Observation("refused-destination", detail=exc.message)
         if isinstance(exc, httpx.TimeoutException):
-            return Observation("timeout", detail=f"no answer from {host} within {self.options.request_timeout:g}s")
+            return Observation(
+                "timeout", detail=f"no answer from {host} within {self.options.request_timeout:g}s"
+            )
         text = str(exc) or type(exc).__name__
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
-            return Observation("unreachable", detail=f"TLS to {host} failed: the certificate is not trusted ({text[:160]})")
+            return Observation(
+                "unreachable", detail=f"TLS to {host} failed: the certificate is not trusted ({text[:160]})"
+            )
         return Observation("unreachable", detail=f"cannot connect to {host}: {text[:200]}")
 
-    async def _check(self, ref: ImageReference, cred: StaticCredential | None, base: str, want: bool) -> Observation:
+    async def _check(
+        self, ref: ImageReference, cred: StaticCredential | None, base: str, want: bool
+    ) -> Observation:
         url = f"{base}/v2/{ref.path}/manifests/{ref.manifest_reference}"
         answer = await self._send("HEAD", url, base, ref.path, cred, ACCEPT, 0)
         response = answer.response
@@ -292,16 +322,22 @@ class RegistryClient:
             algorithm = (ref.digest or digest or "sha256:").split(":")[0]
             computed = _digest_of(answer.body, algorithm)
             if ref.digest and computed and computed != ref.digest:
-                return Observation("digest-mismatch", 200, detail=f"asked for {ref.digest}, received {computed}")
+                return Observation(
+                    "digest-mismatch", 200, detail=f"asked for {ref.digest}, received {computed}"
+                )
             if digest and computed and digest.split(":")[0] == algorithm and computed != digest:
                 return Observation("digest-mismatch", 200, detail=f"announced {digest}, body is {computed}")
             digest = digest or computed
         if ref.digest and digest and digest != ref.digest:
-            return Observation("digest-mismatch", 200, detail=f"asked for {ref.digest}, the registry announced {digest}")
+            return Observation(
+                "digest-mismatch", 200, detail=f"asked for {ref.digest}, the registry announced {digest}"
+            )
         digest = digest or ref.digest
         if media in SCHEMA1:
             return Observation(
-                "undetermined", 200, detail="the registry serves a Docker schema1 manifest; containerd 2.x refuses it"
+                "undetermined",
+                200,
+                detail="the registry serves a Docker schema1 manifest; containerd 2.x refuses it",
             )
         info: ManifestInfo | None = None
         if want and digest:
@@ -335,7 +371,9 @@ class RegistryClient:
         if outcome == "rate-limited" and retry:
             detail = (detail + "; " if detail else "") + f"retry after {retry}s"
         if outcome in ("unreachable", "undetermined", "timeout"):
-            detail = f"{urlsplit(base).netloc} answered {describe_status(status, code)}" + (f": {message}" if message else "")
+            detail = f"{urlsplit(base).netloc} answered {describe_status(status, code)}" + (
+                f": {message}" if message else ""
+            )
         return Observation(outcome, status, code, detail)
 
     def _remember(self, digest: str, info: ManifestInfo) -> None:
@@ -357,27 +395,38 @@ class RegistryClient:
             url = f"{base}/v2/{ref.path}/manifests/{digest}"
             answer = await self._send("GET", url, base, ref.path, cred, ACCEPT, MAX_MANIFEST_BYTES)
             if answer.response.status_code != 200:
-                raise _Failure(await self._failure(answer, url, base, ref, cred))
+                raise _FailureError(await self._failure(answer, url, base, ref, cred))
             body = answer.body
             media = _media(answer.response) or media
-            computed = _digest_of(body, digest.split(":")[0])
+            computed = _digest_of(body, digest.split(":", maxsplit=1)[0])
             if computed is not None and computed != digest:
-                raise _Failure(Observation("digest-mismatch", 200, detail=f"asked for {digest}, received {computed}"))
+                raise _FailureError(
+                    Observation("digest-mismatch", 200, detail=f"asked for {digest}, received {computed}")
+                )
         try:
             doc = json.loads(body)
         except ValueError:
-            raise _Failure(Observation("undetermined", 200, detail=f"the manifest {digest} is not JSON")) from None
+            raise _FailureError(
+                Observation("undetermined", 200, detail=f"the manifest {digest} is not JSON")
+            ) from None
         if not isinstance(doc, dict):
-            raise _Failure(Observation("undetermined", 200, detail=f"the manifest {digest} is not a JSON object"))
+            raise _FailureError(
+                Observation("undetermined", 200, detail=f"the manifest {digest} is not a JSON object")
+            )
         media = str(doc.get("mediaType") or media)
         if media in INDEX_TYPES or isinstance(doc.get("manifests"), list):
-            children = tuple(_platform(m.get("platform")) if isinstance(m, dict) else None for m in doc.get("manifests") or [])
+            children = tuple(
+                _platform(m.get("platform")) if isinstance(m, dict) else None
+                for m in doc.get("manifests") or []
+            )
             return ManifestInfo(media, True, children)
         config = doc.get("config")
         config_digest = config.get("digest") if isinstance(config, dict) else None
         if not isinstance(config_digest, str):
             return ManifestInfo(media, False)
-        return ManifestInfo(media, False, config_platform=await self._config_platform(ref, cred, base, config_digest))
+        return ManifestInfo(
+            media, False, config_platform=await self._config_platform(ref, cred, base, config_digest)
+        )
 
     async def _config_platform(
         self, ref: ImageReference, cred: StaticCredential | None, base: str, digest: str
@@ -386,16 +435,20 @@ class RegistryClient:
         answer = await self._send("GET", url, base, ref.path, cred, None, MAX_CONFIG_BYTES)
         if answer.response.status_code != 200:
             return None
-        computed = _digest_of(answer.body, digest.split(":")[0])
+        computed = _digest_of(answer.body, digest.split(":", maxsplit=1)[0])
         if computed is not None and computed != digest:
-            raise _Failure(Observation("digest-mismatch", 200, detail=f"config blob {digest} arrived as {computed}"))
+            raise _FailureError(
+                Observation("digest-mismatch", 200, detail=f"config blob {digest} arrived as {computed}")
+            )
         try:
             doc = json.loads(answer.body)
         except ValueError:
             return None
         return _platform(doc) if isinstance(doc, dict) else None
 
-    async def list_tags(self, ref: ImageReference, cred: StaticCredential | None) -> tuple[list[str], bool] | None:
+    async def list_tags(
+        self, ref: ImageReference, cred: StaticCredential | None
+    ) -> tuple[list[str], bool] | None:
         """Tags of the repository (bounded), and whether the repository itself is missing."""
         base = self.base_url(ref.domain)
         url: str | None = f"{base}/v2/{ref.path}/tags/list?n=1000"
@@ -405,7 +458,9 @@ class RegistryClient:
                 for _ in range(MAX_TAG_PAGES):
                     if url is None:
                         break
-                    answer = await self._send("GET", url, base, ref.path, cred, "application/json", MAX_MANIFEST_BYTES)
+                    answer = await self._send(
+                        "GET", url, base, ref.path, cred, "application/json", MAX_MANIFEST_BYTES
+                    )
                     if answer.response.status_code == 404:
                         code, _ = _error_code(answer.body)
                         return [], code == "NAME_UNKNOWN"
@@ -415,7 +470,15 @@ class RegistryClient:
                     tags.extend(str(t) for t in (doc.get("tags") or []) if isinstance(t, str))
                     link = answer.response.headers.get("link", "")
                     url = urljoin(url, link.split(";")[0].strip("<> ")) if 'rel="next"' in link else None
-        except (_Failure, RegistryError, DestinationRefusedError, httpx.HTTPError, OSError, ValueError, AttributeError):
+        except (
+            _FailureError,
+            RegistryError,
+            DestinationRefusedError,
+            httpx.HTTPError,
+            OSError,
+            ValueError,
+            AttributeError,
+        ):
             return None
         return tags, False
 

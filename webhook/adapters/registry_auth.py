@@ -42,7 +42,8 @@ class CachedToken:
 
 
 def basic_header(cred: StaticCredential) -> str:
-    raw = f"{cred.username}:{cred.password.reveal()}".encode()
+    # surrogateescape: kubelet keeps undecodable bytes of an ``auth`` field as they are.
+    raw = f"{cred.username}:{cred.password.reveal()}".encode("utf-8", "surrogateescape")
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 

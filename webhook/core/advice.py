@@ -141,13 +141,18 @@ def _forbidden(f: Facts) -> tuple[str, str | None]:
     ident = f.identity
     who = ident.display if ident else "anonymous"
     status = _status(f) or "403"
-    ambiguous = "" if f.exists is not None else " (or the repository does not exist: the registry does not say which)"
+    ambiguous = (
+        "" if f.exists is not None else " (or the repository does not exist: the registry does not say which)"
+    )
     msg = f"{who} authenticated but may not pull {_repo(f)}{_groups(f)}: {status}{ambiguous}"
     if f.observation_detail:
         msg += f" — {f.observation_detail}"
     if ident is not None and ident.kind == "pull-secret":
         user = f"user {ident.username}" if ident.username else f"the account in secret {ident.name}"
-        fix = f"grant {user} pull (read) access to {_repo(f)} in the registry, or use a secret whose account has it"
+        fix = (
+            f"grant {user} pull (read) access to {_repo(f)} in the registry, "
+            "or use a secret whose account has it"
+        )
     else:
         fix = f"grant {who} pull access to {_repo(f)}"
     return msg, fix
@@ -180,7 +185,9 @@ def _certain_text(default_fix: str) -> object:
 
 def _secret_malformed(f: Facts) -> tuple[str, str | None]:
     msg = f"{f.problem}; kubelet aborts the credential lookup for every image of this pod, even public ones"
-    secret = f.problem.split(":", 1)[0].removeprefix("secret ").strip() if f.problem.startswith("secret ") else ""
+    secret = (
+        f.problem.split(":", 1)[0].removeprefix("secret ").strip() if f.problem.startswith("secret ") else ""
+    )
     name = secret.split("/")[-1] if secret else "<secret>"
     fix = (
         f"recreate secret {secret or name}: kubectl create secret docker-registry {name} --docker-server=… "
@@ -190,7 +197,10 @@ def _secret_malformed(f: Facts) -> tuple[str, str | None]:
 
 
 def _invalid_reference(f: Facts) -> tuple[str, str | None]:
-    return f"invalid image reference: {f.problem}", "correct the image reference (kubelet reports InvalidImageName)"
+    return (
+        f"invalid image reference: {f.problem}",
+        "correct the image reference (kubelet reports InvalidImageName)",
+    )
 
 
 def _skipped(f: Facts) -> tuple[str, str | None]:
@@ -232,7 +242,8 @@ def _digest_mismatch(f: Facts) -> tuple[str, str | None]:
     return (
         f"the registry served content for {_repo(f)} whose digest is not the one asked for{detail}; "
         "containerd refuses it",
-        "investigate the registry or proxy in front of it; pin the image by a digest the registry serves intact",
+        "investigate the registry or proxy in front of it; "
+        "pin the image by a digest the registry serves intact",
     )
 
 

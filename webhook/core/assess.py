@@ -109,7 +109,9 @@ def _exists(observations: Sequence[Sequence[Observation]], anonymous: Observatio
     return None
 
 
-def _visibility(plan: ImagePlan, observations: Sequence[Sequence[Observation]], anonymous: Observation | None) -> str:
+def _visibility(
+    plan: ImagePlan, observations: Sequence[Sequence[Observation]], anonymous: Observation | None
+) -> str:
     probes = [anonymous] if anonymous else []
     for group, obs in zip(plan.groups, observations, strict=True):
         probes += [o for a, o in zip(group.attempts, obs, strict=True) if a.identity.kind == "anonymous"]
@@ -149,12 +151,16 @@ def assess(
         deciding_obs = observations[pick][deciding.deciding]
     elif plan.groups[pick].attempts:
         identity = plan.groups[pick].attempts[-1].identity
-    digest = next((o.digest for obs in observations for o in obs if o.result == "pullable" and o.digest), None)
+    digest = next(
+        (o.digest for obs in observations for o in obs if o.result == "pullable" and o.digest), None
+    )
     required = tuple(dict.fromkeys(str(g.group.platform) for g in plan.groups))
     available = _available(observations)
     platform_known = [g.platform_ok for g in outcomes if g.platform_ok is not None]
-    platform_ok = all(platform_known) if platform_known and len(platform_known) == len(outcomes) else (
-        False if any(ok is False for ok in platform_known) else None
+    platform_ok = (
+        all(platform_known)
+        if platform_known and len(platform_known) == len(outcomes)
+        else (False if any(ok is False for ok in platform_known) else None)
     )
     failing = tuple(
         g.group.display for g, o in zip(plan.groups, outcomes, strict=True) if o.outcome != "pullable"

@@ -125,8 +125,8 @@ def parse_docker_config_json(raw: bytes | str) -> list[AuthEntry]:
         raise _type_error("", doc, "object", "Go value of type credentialprovider.DockerConfigJSON")
     auths: dict[str, AuthEntry] | None = None
     remembered: DockerCfgError | None = None  # Go's savedError: the first type error, reported last
-    for key, value in doc:
-        name = _fold(key)
+    for raw_key, value in doc:
+        key, name = _clean(raw_key), _fold(raw_key)
         problem: DockerCfgError | None = None
         if name == "AUTHS":
             if value is None:
@@ -199,12 +199,20 @@ def _load(raw: bytes | str) -> Any:
     except json.JSONDecodeError as exc:
         reason = f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         raise DockerCfgError("", reason, f"invalid JSON: {exc.msg} (offset {exc.pos})") from None
+    except _ConstantError as exc:
+        raise DockerCfgError(
+            "", f"not valid JSON: {exc} is not a JSON value", f"invalid JSON: {exc}"
+        ) from None
     except RecursionError:
         raise DockerCfgError("", "not valid JSON: nested too deeply", "exceeded max depth") from None
 
 
+class _ConstantError(ValueError):
+    """Python's json accepts NaN/Infinity; Go's does not."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"invalid literal {name}", name, 0)
+    raise _ConstantError(name)
 
 
 def _decode_map(obj: _Object, path: str, go_field: str, into: dict[str, AuthEntry]) -> None:
@@ -230,7 +238,9 @@ def _decode_entry(key: str, value: Any, path: str, go_field: str) -> AuthEntry:
             fields[folded] = _clean(item)
         elif first is None:
             struct = f"{go_field or 'dockerConfigEntryWithAuth'}.{folded.lower()}"
-            first = _type_error(f"{path}.{name}", item, "string", f"Go struct field {struct} of type string")
+            first = _type_error(
+                f"{path}.{_clean(name)}", item, "string", f"Go struct field {struct} of type string"
+            )
     if first is not None:
         raise first
     username, password = fields["USERNAME"], Secret(fields["PASSWORD"])
@@ -249,7 +259,9 @@ def _check_headers(key: str, value: Any) -> DockerCfgError | None:
     for name, item in value:
         if item is not None and not isinstance(item, str):
             where = "Go struct field DockerConfigJSON.HttpHeaders of type string"
-            return _type_error(f"{key}[{json.dumps(name, ensure_ascii=False)}]", item, "string", where)
+            return _type_error(
+                f"{key}[{json.dumps(_clean(name), ensure_ascii=False)}]", item, "string", where
+            )
     return None
 
 

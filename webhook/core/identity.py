@@ -209,9 +209,9 @@ def image_is_exempt(patterns: Sequence[str], ref: ImageReference) -> str | None:
     return None
 
 
-def _pull_secret_names(template: PodTemplate, account: AccountResult, admitted: bool) -> tuple[
-    list[PullSecretRef], list[Finding]
-]:
+def _pull_secret_names(
+    template: PodTemplate, account: AccountResult, admitted: bool
+) -> tuple[list[PullSecretRef], list[Finding]]:
     """The pull secrets kubelet will read, applying the ServiceAccount admission rule if needed."""
     refs = list(template.pull_secrets)
     findings: list[Finding] = []
@@ -243,19 +243,26 @@ def _secret_keyring(
     used: list[str] = []
     for ref in refs:
         if not ref.name:
-            findings.append(Finding("secret-missing", ref.field, "an imagePullSecrets entry has no name; kubelet skips it"))
+            findings.append(
+                Finding(
+                    "secret-missing", ref.field, "an imagePullSecrets entry has no name; kubelet skips it"
+                )
+            )
             continue
         result = secrets.get(ref.name)
         qualified = f"{namespace}/{ref.name}"
         if result is None:
-            findings.append(Finding("secret-missing", ref.field, f"secret {qualified} does not exist; kubelet skips it"))
+            findings.append(
+                Finding("secret-missing", ref.field, f"secret {qualified} does not exist; kubelet skips it")
+            )
             continue
         if isinstance(result, Unavailable):
             findings.append(
                 Finding(
                     "secret-unreadable",
                     ref.field,
-                    f"secret {qualified} could not be read ({result.reason}); planned as if kubelet skipped it",
+                    f"secret {qualified} could not be read ({result.reason}); "
+                    "planned as if kubelet skipped it",
                 )
             )
             continue
@@ -312,7 +319,9 @@ def _provider_attempts(
         pattern = next((p for p in provider.match_images if urls_match(p, repo)), None)
         if pattern is None:
             continue
-        ident_kind = {"ecr": "node-role", "gcp": "node-service-account"}.get(provider.kind, "credential-provider")
+        ident_kind = {"ecr": "node-role", "gcp": "node-service-account"}.get(
+            provider.kind, "credential-provider"
+        )
         principal: str | None = provider.name if ident_kind == "credential-provider" else None
         if group.identity is not None and ident_kind != "credential-provider":
             ident_kind = group.identity.kind if provider.kind == "ecr" else ident_kind
@@ -380,6 +389,14 @@ def _plan_image(
         ref = parse_normalized_named(site.image)
     except InvalidReferenceError as exc:
         return ImagePlan(site, None, (), "invalid-reference", exc.reason, site.field)
+    if not ref.domain:
+        # distribution/reference accepts "foo_bar.com/x" with no domain (the host is not a valid
+        # DNS name); containerd would still try to reach "foo_bar.com", which cannot resolve.
+        host = ref.path.split("/", 1)[0]
+        reason = (
+            f"the registry host {host!r} is not a valid host name ('_' is not allowed); no node can reach it"
+        )
+        return ImagePlan(site, ref, (), "invalid-reference", reason, site.field)
     exempt = image_is_exempt(cluster.exempt_images, ref)
     if exempt is not None:
         return ImagePlan(site, ref, (), "skipped", f"exempted by exemptImages pattern {exempt!r}", None)
@@ -408,4 +425,3 @@ def _key_from(attempt: PlannedAttempt, key: str) -> PlannedAttempt:
         attempt.provider,
         attempt.node_identity,
     )
-

@@ -103,7 +103,11 @@ def _expression_holds(expr: Mapping[str, Any], labels: Mapping[str, str]) -> boo
 
 def _affinity_accepts(affinity: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     node_aff = affinity.get("nodeAffinity") if isinstance(affinity, Mapping) else None
-    required = node_aff.get("requiredDuringSchedulingIgnoredDuringExecution") if isinstance(node_aff, Mapping) else None
+    required = (
+        node_aff.get("requiredDuringSchedulingIgnoredDuringExecution")
+        if isinstance(node_aff, Mapping)
+        else None
+    )
     terms = required.get("nodeSelectorTerms") if isinstance(required, Mapping) else None
     if not isinstance(terms, list) or not terms:
         return True
@@ -146,9 +150,7 @@ def accepts(
         return False
     if not _affinity_accepts(affinity, labels):
         return False
-    return all(
-        _tolerates(tolerations, t) for t in group.taints if t.effect in ("NoSchedule", "NoExecute")
-    )
+    return all(_tolerates(tolerations, t) for t in group.taints if t.effect in ("NoSchedule", "NoExecute"))
 
 
 def fargate_matches(group: NodeGroup, namespace: str | None, pod_labels: Mapping[str, str]) -> bool:

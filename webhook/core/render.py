@@ -15,7 +15,14 @@ from webhook.core.verdict import ImageVerdict, ObjectVerdict, Report
 
 WARNING_LIMIT = 120
 
-_RED, _GREEN, _YELLOW, _DIM, _BOLD, _RESET = "\033[31m", "\033[32m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
+_RED, _GREEN, _YELLOW, _DIM, _BOLD, _RESET = (
+    "\033[31m",
+    "\033[32m",
+    "\033[33m",
+    "\033[2m",
+    "\033[1m",
+    "\033[0m",
+)
 
 
 def _mark(image: ImageVerdict) -> str:
@@ -46,7 +53,9 @@ def visibility_answer(image: ImageVerdict) -> str:
 
 
 def permission_answer(image: ImageVerdict) -> str:
-    deciding = next((a for a in image.attempts if a.identity == image.identity and a.result != "not-tried"), None)
+    deciding = next(
+        (a for a in image.attempts if a.identity == image.identity and a.result != "not-tried"), None
+    )
     status = ""
     if deciding is not None and (deciding.status or deciding.code):
         status = " (" + " ".join(str(x) for x in (deciding.status, deciding.code) if x) + ")"
@@ -84,7 +93,9 @@ def image_lines(image: ImageVerdict, color: bool = False) -> list[str]:
     def c(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
 
-    tone = _GREEN if image.outcome == "pullable" else (_YELLOW if image.unknown or not image.checked else _RED)
+    tone = (
+        _GREEN if image.outcome == "pullable" else (_YELLOW if image.unknown or not image.checked else _RED)
+    )
     head = f"{_mark(image)} {image.container or '-'}  {image.image}  {c(tone, image.outcome)}"
     rows = [
         ("field", image.field),
@@ -105,7 +116,8 @@ def image_lines(image: ImageVerdict, color: bool = False) -> list[str]:
         status = " ".join(str(x) for x in (a.status, a.code) if x)
         key = f" [{a.identity.key}]" if a.identity.key else ""
         label = "tried" if n == 1 else ""
-        lines.append(f"    {c(_DIM, f'{label:<11}')} {n}. {a.identity.display}{key} → {a.result}{' ' + status if status else ''}")
+        tail = f" {status}" if status else ""
+        lines.append(f"    {c(_DIM, f'{label:<11}')} {n}. {a.identity.display}{key} → {a.result}{tail}")
     return lines
 
 
@@ -135,7 +147,8 @@ def render_text(report: Report, color: bool = False) -> str:
     s = report.summary
     out.append(
         f"{s.objects} objects, {s.images} images: {s.pullable} pullable, {s.not_pullable} not pullable, "
-        f"{s.unknown} unknown" + (f", {s.skipped} skipped" if s.skipped else "")
+        f"{s.unknown} unknown"
+        + (f", {s.skipped} skipped" if s.skipped else "")
         + (" (offline: no registry contacted)" if report.offline else "")
     )
     return "\n".join(out) + "\n"
@@ -150,7 +163,9 @@ def _one_line(image: ImageVerdict) -> str:
     )
 
 
-def denial_message(result: ObjectVerdict, failing: Iterable[ImageVerdict], findings: Iterable[Finding]) -> str:
+def denial_message(
+    result: ObjectVerdict, failing: Iterable[ImageVerdict], findings: Iterable[Finding]
+) -> str:
     """The webhook's ``status.message``: every failing image with its four answers and fix."""
     images = list(failing)
     errors = [f for f in findings if f.severity == "error"]
@@ -188,7 +203,11 @@ def audit_annotation(result: ObjectVerdict) -> str:
                 "field": i.field,
                 "reference": i.reference,
                 "outcome": i.outcome,
-                "identity": (f"{i.identity.kind}:{i.identity.name}" if i.identity and i.identity.name else (i.identity.kind if i.identity else None)),
+                "identity": (
+                    f"{i.identity.kind}:{i.identity.name}"
+                    if i.identity and i.identity.name
+                    else (i.identity.kind if i.identity else None)
+                ),
             }
             for i in result.images[:50]
         ],

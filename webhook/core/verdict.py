@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from webhook.core.findings import Finding
 from webhook.core.identity import Identity
@@ -164,9 +165,9 @@ class ObjectVerdict:
     images: tuple[ImageVerdict, ...]
     exempt: str | None = None  # why the whole object was skipped (exempt namespace)
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
         ref = self.object
-        out: dict[str, object] = {
+        out: dict[str, Any] = {
             "object": {
                 "apiVersion": ref.api_version,
                 "kind": ref.kind,
@@ -231,7 +232,7 @@ class Report:
             images=len(images),
             pullable=sum(1 for i in images if i.outcome == "pullable"),
             not_pullable=sum(1 for i in images if i.failed),
-            unknown=sum(1 for i in images if i.unknown),
+            unknown=sum(1 for i in images if i.unknown and i.checked),
             skipped=sum(1 for i in images if i.outcome == "skipped"),
         )
 
