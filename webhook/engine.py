@@ -267,7 +267,6 @@ class Engine:
                     detail=f"pullguard cannot act as {attempt.identity.display} (the {attempt.provider.name} "
                     "credential provider); configure its integration or check this image by hand",
                 )
-            return await checker.check(ref, attempt)
         key = (ref.domain, ref.path, ref.manifest_reference, attempt.fingerprint)
         now = self._clock()
         hit = self._cache.get(key)
@@ -290,6 +289,8 @@ class Engine:
         self._inflight.pop(key, None)
 
     async def _ask(self, ref: ImageReference, attempt: PlannedAttempt) -> Observation:
+        if attempt.provider is not None:
+            return await self.checkers[attempt.provider.kind].check(ref, attempt)
         assert self.registry is not None
         return await self.registry.check(ref, attempt.credential, want_manifest=True)
 

@@ -7,11 +7,12 @@ real adapters against local servers and nothing patches our own functions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from webhook.core.assess import Observation
-from webhook.core.identity import AccountResult, PlannedAttempt, SecretResult, StaticCredential
-from webhook.core.nodes import NodeGroup
+from webhook.core.identity import AccountResult, PlannedAttempt, SecretResult, StaticCredential, Unavailable
+from webhook.core.nodes import NodeGroup, NodeIdentities, NodeObject
 from webhook.core.reference import ImageReference
 
 
@@ -45,3 +46,15 @@ class NodeGroupSource(Protocol):
     """Node groups discovered from the cluster (Nodes, EC2, GKE), or None to use configuration."""
 
     async def node_groups(self) -> tuple[NodeGroup, ...] | None: ...
+
+
+class NodeSource(Protocol):
+    """The cluster's Node objects (the kube adapter), or why they could not be read."""
+
+    async def nodes(self) -> Sequence[NodeObject] | Unavailable: ...
+
+
+class NodeIdentityResolver(Protocol):
+    """A cloud adapter that knows which identity each node pulls as (EKS, GKE)."""
+
+    async def resolve(self, nodes: Sequence[NodeObject]) -> NodeIdentities: ...

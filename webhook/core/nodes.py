@@ -12,6 +12,12 @@ selectors match (EKS user guide, "Fargate profile").
 Labels a group does not declare are treated as absent: a pod that requires ``team=a`` is not
 placed on a group whose selector says nothing about ``team``. When no group accepts the pod the
 caller gets every group back with a finding, so images are still checked.
+
+Groups discovered from Node objects (``groups_from_nodes``) keep their member nodes' labels and
+taints: a pod can land on the group when it can land on *any* member (a zone selector, a label
+only some nodes carry), while the pull identity and platform are the group's. Cloud adapters
+turn nodes into identities (EKS: providerID -> EC2 instance profile -> role; GKE: node pool ->
+service account and scopes) and hand them back as ``NodeIdentities``.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.core.platforms import Platform
+from webhook.core.errors import InputError
+from webhook.core.findings import Finding
+from webhook.core.platforms import Platform, normalize
 
 OS_LABEL = "kubernetes.io/os"
 ARCH_LABEL = "kubernetes.io/arch"
@@ -53,6 +61,15 @@ class FargateSelector:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeMember:
+    """One node of a discovered group: what the scheduler matches a pod against."""
+
+    name: str
+    labels: Mapping[str, str]
+    taints: tuple[Taint, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class NodeGroup:
     """Nodes sharing a platform and a pull identity."""
 
@@ -62,6 +79,8 @@ class NodeGroup:
     identity: NodeIdentity | None = None
     taints: tuple[Taint, ...] = ()
     fargate_selectors: tuple[FargateSelector, ...] = ()
+    #: Discovered groups: the member nodes (a pod can land on the group if it can land on one).
+    members: tuple[NodeMember, ...] = ()
 
     @property
     def effective_labels(self) -> dict[str, str]:
@@ -145,12 +164,27 @@ def accepts(
     tolerations: Sequence[Mapping[str, Any]],
 ) -> bool:
     """Whether the scheduler could place a pod with these constraints on ``group``."""
-    labels = group.effective_labels
+    if group.members:
+        base = {OS_LABEL: group.platform.os, ARCH_LABEL: group.platform.architecture}
+        return any(
+            _node_accepts({**base, **m.labels}, m.taints, node_selector, affinity, tolerations)
+            for m in group.members
+        )
+    return _node_accepts(group.effective_labels, group.taints, node_selector, affinity, tolerations)
+
+
+def _node_accepts(
+    labels: Mapping[str, str],
+    taints: Sequence[Taint],
+    node_selector: Mapping[str, str],
+    affinity: Mapping[str, Any],
+    tolerations: Sequence[Mapping[str, Any]],
+) -> bool:
     if any(labels.get(k) != v for k, v in node_selector.items()):
         return False
     if not _affinity_accepts(affinity, labels):
         return False
-    return all(_tolerates(tolerations, t) for t in group.taints if t.effect in ("NoSchedule", "NoExecute"))
+    return all(_tolerates(tolerations, t) for t in taints if t.effect in ("NoSchedule", "NoExecute"))
 
 
 def fargate_matches(group: NodeGroup, namespace: str | None, pod_labels: Mapping[str, str]) -> bool:
@@ -193,3 +227,129 @@ def candidate_groups(
         f"no node group accepts this pod's nodeSelector, affinity and tolerations ({names}); "
         "it may stay Pending — its images are checked against every group",
     )
+
+
+# -- discovery: Node objects -> node groups ---------------------------------------------------------
+
+#: Labels that name the group a node belongs to (first present wins).
+GROUP_NAME_LABELS = (
+    "eks.amazonaws.com/nodegroup",
+    "cloud.google.com/gke-nodepool",
+    "karpenter.sh/nodepool",
+    "alpha.eksctl.io/nodegroup-name",
+    "kops.k8s.io/instancegroup",
+    "kubernetes.azure.com/agentpool",
+)
+#: The label every EKS Fargate node carries; a new pod never lands on an existing Fargate node.
+FARGATE_LABEL = ("eks.amazonaws.com/compute-type", "fargate")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeObject:
+    """A Node reduced to what pull prediction needs (from the API server or a fixture)."""
+
+    name: str
+    labels: Mapping[str, str]
+    platform: Platform
+    taints: tuple[Taint, ...] = ()
+    provider_id: str = ""  # aws:///us-east-1a/i-0abc..., gce://project/zone/instance
+    unschedulable: bool = False
+
+    @property
+    def is_fargate(self) -> bool:
+        return self.labels.get(FARGATE_LABEL[0]) == FARGATE_LABEL[1]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdentities:
+    """What a cloud adapter learned about the nodes' pull identities.
+
+    ``by_node`` maps a node name to its identity; nodes it could not resolve are absent and
+    explained in ``findings``. ``extra_groups`` are groups no Node object shows (EKS Fargate
+    profiles: a new pod gets a fresh Fargate node).
+    """
+
+    by_node: Mapping[str, NodeIdentity] = field(default_factory=dict)
+    extra_groups: tuple[NodeGroup, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+
+def node_object_from_dict(obj: Mapping[str, Any]) -> NodeObject:
+    """Read a ``v1.Node`` (as JSON); raises ``InputError`` naming the field that is malformed.
+
+    The platform comes from the ``kubernetes.io/os`` and ``kubernetes.io/arch`` labels kubelet
+    sets from its own GOOS/GOARCH, falling back to ``status.nodeInfo``.
+    """
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise InputError("Node metadata.name must be a non-empty string", "metadata.name")
+    name = str(meta["name"])
+    raw_labels = meta.get("labels") or {}
+    if not isinstance(raw_labels, Mapping):
+        raise InputError(f"Node {name}: metadata.labels must be an object", "metadata.labels")
+    labels = {str(k): str(v) for k, v in raw_labels.items()}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    if not isinstance(spec, Mapping) or not isinstance(status, Mapping):
+        raise InputError(f"Node {name}: spec and status must be objects", "spec")
+    raw_info = status.get("nodeInfo")
+    info: Mapping[str, Any] = raw_info if isinstance(raw_info, Mapping) else {}
+    os_ = labels.get(OS_LABEL) or str(info.get("operatingSystem") or "linux")
+    arch = labels.get(ARCH_LABEL) or str(info.get("architecture") or "")
+    if not arch:
+        raise InputError(
+            f"Node {name}: no {ARCH_LABEL} label and no status.nodeInfo.architecture", "metadata.labels"
+        )
+    taints: list[Taint] = []
+    for i, raw in enumerate(spec.get("taints") or []):
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("key"), str):
+            raise InputError(
+                f"Node {name}: spec.taints[{i}] must be an object with a key", f"spec.taints[{i}]"
+            )
+        effect = str(raw.get("effect") or "NoSchedule")
+        taints.append(Taint(str(raw["key"]), str(raw.get("value") or ""), effect))
+    return NodeObject(
+        name=name,
+        labels=labels,
+        platform=normalize(Platform(os_, arch)),
+        taints=tuple(taints),
+        provider_id=str(spec.get("providerID") or ""),
+        unschedulable=bool(spec.get("unschedulable")),
+    )
+
+
+def groups_from_nodes(
+    nodes: Sequence[NodeObject], identities: NodeIdentities | None = None
+) -> tuple[tuple[NodeGroup, ...], tuple[Finding, ...]]:
+    """Node groups = distinct (pull identity, platform) among schedulable, non-Fargate nodes.
+
+    Each group keeps its members (for scheduling), the labels and taints all members share, and
+    a name from the members' node-group label (``eks.amazonaws.com/nodegroup``,
+    ``cloud.google.com/gke-nodepool``, ...) or, failing that, none (it is shown by platform).
+    Fargate profiles and other groups no node shows come from ``identities.extra_groups``.
+    """
+    ids = identities or NodeIdentities()
+    buckets: dict[tuple[NodeIdentity | None, Platform], list[NodeObject]] = {}
+    for node in nodes:
+        if node.unschedulable or node.is_fargate:
+            continue
+        buckets.setdefault((ids.by_node.get(node.name), node.platform), []).append(node)
+    groups: list[NodeGroup] = []
+    for (identity, platform), members in buckets.items():
+        names = {next((m.labels[k] for k in GROUP_NAME_LABELS if k in m.labels), "") for m in members}
+        common = dict(members[0].labels)
+        for m in members[1:]:
+            common = {k: v for k, v in common.items() if m.labels.get(k) == v}
+        shared_taints = tuple(t for t in members[0].taints if all(t in m.taints for m in members[1:]))
+        groups.append(
+            NodeGroup(
+                name="+".join(sorted(names - {""})) or None,
+                platform=platform,
+                labels=common,
+                identity=identity,
+                taints=shared_taints,
+                members=tuple(NodeMember(m.name, dict(m.labels), m.taints) for m in members),
+            )
+        )
+    groups.sort(key=lambda g: (g.name or "", str(g.platform)))
+    return tuple(groups) + tuple(ids.extra_groups), tuple(ids.findings)
