@@ -385,10 +385,12 @@ def _plan_image(
     malformed: SecretMalformedError | None,
     many: bool,
 ) -> ImagePlan:
+    # Certain outcomes need no attempts, but still say which platforms the pod needs.
+    bare = tuple(GroupPlan(g, ()) for g in placement.groups)
     try:
         ref = parse_normalized_named(site.image)
     except InvalidReferenceError as exc:
-        return ImagePlan(site, None, (), "invalid-reference", exc.reason, site.field)
+        return ImagePlan(site, None, bare, "invalid-reference", exc.reason, site.field)
     if not ref.domain:
         # distribution/reference accepts "foo_bar.com/x" with no domain (the host is not a valid
         # DNS name); containerd would still try to reach "foo_bar.com", which cannot resolve.
@@ -396,12 +398,12 @@ def _plan_image(
         reason = (
             f"the registry host {host!r} is not a valid host name ('_' is not allowed); no node can reach it"
         )
-        return ImagePlan(site, ref, (), "invalid-reference", reason, site.field)
+        return ImagePlan(site, ref, bare, "invalid-reference", reason, site.field)
     exempt = image_is_exempt(cluster.exempt_images, ref)
     if exempt is not None:
-        return ImagePlan(site, ref, (), "skipped", f"exempted by exemptImages pattern {exempt!r}", None)
+        return ImagePlan(site, ref, bare, "skipped", f"exempted by exemptImages pattern {exempt!r}", None)
     if malformed is not None:
-        return ImagePlan(site, ref, (), "secret-malformed", malformed.message, malformed.field)
+        return ImagePlan(site, ref, bare, "secret-malformed", malformed.message, malformed.field)
 
     repo = ref.name
     from_secrets = [_key_from(m.value, m.key) for m in secret_ring.lookup(repo)]
