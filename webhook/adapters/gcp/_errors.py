@@ -20,6 +20,7 @@ Messages carry the API's own message (it never holds a credential) and never a t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,8 +34,16 @@ _MESSAGE_LIMIT = 300
 
 
 def _short(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return str(message).replace("\n", " ")[:_MESSAGE_LIMIT]
+    message = getattr(exc, "message", None)
+    if message is None and len(exc.args) == 2 and isinstance(exc.args[1], str):
+        # google-auth RefreshError(summary, response body): keep the API's own message.
+        try:
+            inner = json.loads(exc.args[1]).get("error", {}).get("message")
+        except (ValueError, AttributeError):
+            inner = None
+        message = f"{exc.args[0]}: {inner}" if inner else str(exc.args[0])
+    text = str(message or exc or type(exc).__name__)
+    return text.replace("\n", " ")[:_MESSAGE_LIMIT]
 
 
 def _code(exc: BaseException) -> str:

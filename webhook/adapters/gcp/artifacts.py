@@ -36,6 +36,15 @@ class Missing:
     detail: str
     tags: tuple[str, ...] | None = None
 
+    @property
+    def fix(self) -> str | None:
+        """What to change; None for a missing tag (the verdict suggests the nearest tags)."""
+        if self.what == "tag":
+            return None
+        if self.what == "repository":
+            return f"{self.detail}: correct the image path, or create the repository and push the image"
+        return f"{self.detail}: push it, or correct the image reference"
+
 
 class ArtifactLookup:
     def __init__(self, apis: GoogleApis) -> None:

@@ -80,7 +80,14 @@ class GcpChecker:
         if target is None:
             problem = ar_path_problem(ref)
             if problem is not None:
-                return Observation("not-found", 404, "NAME_UNKNOWN", detail=problem, exists=False)
+                return Observation(
+                    "not-found",
+                    404,
+                    "NAME_UNKNOWN",
+                    detail=problem,
+                    fix=f"{problem}; correct it",
+                    exists=False,
+                )
             return await self._not_artifact_registry(ref)
         email = identity.principal
         try:
@@ -89,7 +96,13 @@ class GcpChecker:
             return _cloud_observation(exc, f"looking up {ref.pull_reference} in Artifact Registry")
         if not isinstance(found, Found):
             return Observation(
-                "not-found", 404, "NOT_FOUND", detail=found.detail, exists=False, tags=found.tags
+                "not-found",
+                404,
+                "NOT_FOUND",
+                detail=found.detail,
+                fix=found.fix,
+                exists=False,
+                tags=found.tags,
             )
         if not has_pull_scope(identity.scopes):
             return Observation(
