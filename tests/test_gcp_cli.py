@@ -80,35 +80,96 @@ def _json(env: GcpEnv, world: World, image: str, **gcp: Any) -> tuple[int, dict[
 CASES = [
     # -- granted: the exit code is 0 and the node SA is the identity that pulls ------------------
     pytest.param(World(repo=[binding(READER, MEMBER)]), "pullable", 0, [], id="cross-project-repo-grant"),
-    pytest.param(World(project=[binding("roles/artifactregistry.writer", MEMBER)]), "pullable", 0, [],
-                 id="grant-on-the-repository-project"),
-    pytest.param(World(folder=[binding("roles/viewer", MEMBER)]), "pullable", 0, [], id="grant-inherited-from-folder"),
+    pytest.param(
+        World(project=[binding("roles/artifactregistry.writer", MEMBER)]),
+        "pullable",
+        0,
+        [],
+        id="grant-on-the-repository-project",
+    ),
+    pytest.param(
+        World(folder=[binding("roles/viewer", MEMBER)]), "pullable", 0, [], id="grant-inherited-from-folder"
+    ),
     pytest.param(World(repo=[binding(READER, "allUsers")]), "pullable", 0, [], id="public-repository"),
-    pytest.param(World(repo=[binding(READER, MEMBER)], scopes=["https://www.googleapis.com/auth/cloud-platform"]),
-                 "pullable", 0, [], id="cloud-platform-scope"),
+    pytest.param(
+        World(repo=[binding(READER, MEMBER)], scopes=["https://www.googleapis.com/auth/cloud-platform"]),
+        "pullable",
+        0,
+        [],
+        id="cloud-platform-scope",
+    ),
     # -- denied: exit 1, the message and fix name what to change ---------------------------------
-    pytest.param(World(repo=[binding("roles/artifactregistry.reader", "serviceAccount:other@acme-prod.iam.gserviceaccount.com")],
-                       project=[binding("roles/logging.logWriter", MEMBER)]),
-                 "forbidden", 1, [NODE_SA, "pool-a", "repository images", READER, "roles/logging.logWriter"],
-                 id="no-reader-for-the-node-sa"),
-    pytest.param(World(repo=[binding(READER, MEMBER)], scopes=[LOGGING, MONITORING]), "forbidden", 1,
-                 ["access scopes [logging.write, monitoring]", "devstorage.read_only", "cannot be changed", "pool-a"],
-                 id="no-storage-scope"),
-    pytest.param(World(project=[binding("roles/container.defaultNodeServiceAccount", MEMBER)]), "forbidden", 1,
-                 [READER], id="gke-default-node-role-is-not-enough"),
+    pytest.param(
+        World(
+            repo=[
+                binding(
+                    "roles/artifactregistry.reader", "serviceAccount:other@acme-prod.iam.gserviceaccount.com"
+                )
+            ],
+            project=[binding("roles/logging.logWriter", MEMBER)],
+        ),
+        "forbidden",
+        1,
+        [NODE_SA, "pool-a", "repository images", READER, "roles/logging.logWriter"],
+        id="no-reader-for-the-node-sa",
+    ),
+    pytest.param(
+        World(repo=[binding(READER, MEMBER)], scopes=[LOGGING, MONITORING]),
+        "forbidden",
+        1,
+        ["access scopes [logging.write, monitoring]", "devstorage.read_only", "cannot be changed", "pool-a"],
+        id="no-storage-scope",
+    ),
+    pytest.param(
+        World(project=[binding("roles/container.defaultNodeServiceAccount", MEMBER)]),
+        "forbidden",
+        1,
+        [READER],
+        id="gke-default-node-role-is-not-enough",
+    ),
     # -- unknown: exit 3, the message names what could not be decided ----------------------------
-    pytest.param(World(repo=[binding(READER, MEMBER, title="business-hours",
-                                     expression="request.time.getHours('UTC') < 18")]),
-                 "undetermined", 3, ["'business-hours'", "request.time.getHours"], id="iam-condition"),
-    pytest.param(World(repo=[binding(READER, "group:platform@acme.example")]), "undetermined", 3,
-                 ["group:platform@acme.example"], id="group-cannot-be-expanded"),
-    pytest.param(World(repo=[binding("projects/acme-shared/roles/puller", MEMBER)]), "undetermined", 3,
-                 ["custom role projects/acme-shared/roles/puller"], id="custom-role"),
-    pytest.param(World(refused=("organizations/5",)), "undetermined", 3,
-                 ["IAM policy of organizations/5 could not be read"], id="ancestor-policy-unreadable"),
-    pytest.param(World(refused=(REPO,)), "undetermined", 3,
-                 ["pullguard's own credentials may not read it"], id="pullguards-own-access-refused"),
-]  # fmt: skip
+    pytest.param(
+        World(
+            repo=[
+                binding(
+                    READER, MEMBER, title="business-hours", expression="request.time.getHours('UTC') < 18"
+                )
+            ]
+        ),
+        "undetermined",
+        3,
+        ["'business-hours'", "request.time.getHours"],
+        id="iam-condition",
+    ),
+    pytest.param(
+        World(repo=[binding(READER, "group:platform@acme.example")]),
+        "undetermined",
+        3,
+        ["group:platform@acme.example"],
+        id="group-cannot-be-expanded",
+    ),
+    pytest.param(
+        World(repo=[binding("projects/acme-shared/roles/puller", MEMBER)]),
+        "undetermined",
+        3,
+        ["custom role projects/acme-shared/roles/puller"],
+        id="custom-role",
+    ),
+    pytest.param(
+        World(refused=("organizations/5",)),
+        "undetermined",
+        3,
+        ["IAM policy of organizations/5 could not be read"],
+        id="ancestor-policy-unreadable",
+    ),
+    pytest.param(
+        World(refused=(REPO,)),
+        "undetermined",
+        3,
+        ["pullguard's own credentials may not read it"],
+        id="pullguards-own-access-refused",
+    ),
+]
 
 
 @pytest.mark.parametrize(("world", "outcome", "exit_code", "words"), CASES)

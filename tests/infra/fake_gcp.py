@@ -131,7 +131,7 @@ class FakeGcp:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def do_GET(self) -> None:
@@ -165,7 +165,7 @@ class FakeGcp:
             self.requests.append((method, path))
         try:
             status, doc = self._route(method, path, parse_qs(parts.query), body, auth)
-        except _Answer as answer:
+        except _ApiError as answer:
             status, doc = (
                 answer.status,
                 {
@@ -191,7 +191,7 @@ class FakeGcp:
         with self._lock:
             email = self._issued.get(token)
         if email is None:
-            raise _Answer(401, "Request had invalid authentication credentials.")
+            raise _ApiError(401, "Request had invalid authentication credentials.")
         return email
 
     def _route(
@@ -206,14 +206,16 @@ class FakeGcp:
             return self._gke(path.removeprefix("/v1/"))
         if path.startswith("/v1/projects/") and "/repositories/" in path:
             return self._artifact_registry(method, path.removeprefix("/v1/"), query, body, caller)
-        raise _Answer(404, f"no such API path {path}")
+        raise _ApiError(404, f"no such API path {path}")
 
     # -- IAM Credentials -------------------------------------------------------------------------
 
     def _generate(self, path: str, caller: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         email = path.split("/serviceAccounts/", 1)[1].removesuffix(":generateAccessToken")
         if caller != "pullguard" or email not in self.impersonable:
-            raise _Answer(403, f"Permission 'iam.serviceAccounts.getAccessToken' denied on resource {email}")
+            raise _ApiError(
+                403, f"Permission 'iam.serviceAccounts.getAccessToken' denied on resource {email}"
+            )
         token = f"impersonated-{len(self._issued)}-{email}"
         with self._lock:
             self._issued[token] = email
@@ -224,14 +226,14 @@ class FakeGcp:
     def _resource_manager(self, method: str, rest: str, caller: str) -> tuple[int, dict[str, Any]]:
         name, _, verb = rest.partition(":")
         if name in self.refused:
-            raise _Answer(403, f"The caller does not have permission on {name}")
+            raise _ApiError(403, f"The caller does not have permission on {name}")
         kind, _, ident = name.partition("/")
         if kind == "projects":
             project = self.projects.get(ident) or next(
                 (p for p in self.projects.values() if p.number == ident), None
             )
             if project is None:
-                raise _Answer(403, f"Project {ident} not found or permission denied")
+                raise _ApiError(403, f"Project {ident} not found or permission denied")
             if verb == "getIamPolicy" and method == "POST":
                 return 200, {"version": 3, "etag": "BwX", "bindings": project.bindings}
             pid = next(k for k, v in self.projects.items() if v is project)
@@ -239,22 +241,22 @@ class FakeGcp:
         if kind == "folders":
             folder = self.folders.get(name)
             if folder is None:
-                raise _Answer(403, f"Folder {name} not found or permission denied")
+                raise _ApiError(403, f"Folder {name} not found or permission denied")
             if verb == "getIamPolicy":
                 return 200, {"version": 3, "etag": "BwY", "bindings": folder.bindings}
             return 200, {"name": name, "parent": folder.parent}
         if kind == "organizations" and verb == "getIamPolicy":
             if name not in self.organizations:
-                raise _Answer(403, f"Organization {name} not found or permission denied")
+                raise _ApiError(403, f"Organization {name} not found or permission denied")
             return 200, {"version": 3, "etag": "BwZ", "bindings": self.organizations[name]}
-        raise _Answer(404, f"no such resource {name}")
+        raise _ApiError(404, f"no such resource {name}")
 
     # -- GKE -------------------------------------------------------------------------------------
 
     def _gke(self, rest: str) -> tuple[int, dict[str, Any]]:
         cluster = rest.removesuffix("/nodePools")
         if cluster not in self.clusters:
-            raise _Answer(404, f"Not found: {cluster}.")
+            raise _ApiError(404, f"Not found: {cluster}.")
         return 200, {"nodePools": self.clusters[cluster]}
 
     # -- Artifact Registry -----------------------------------------------------------------------
@@ -271,17 +273,17 @@ class FakeGcp:
         repo = self.repositories.get(repo_name)
         if verb == "testIamPermissions" and method == "POST":
             if repo is None:
-                raise _Answer(404, f"Repository {repo_name} not found")
+                raise _ApiError(404, f"Repository {repo_name} not found")
             held = DOWNLOAD in body.get("permissions", []) and self._simulate(caller, repo_name, repo)
             return 200, {"permissions": [DOWNLOAD] if held else []}
         if caller != "pullguard":
-            raise _Answer(403, "impersonated tokens are only used for testIamPermissions here")
+            raise _ApiError(403, "impersonated tokens are only used for testIamPermissions here")
         if repo_name in self.refused:
-            raise _Answer(
+            raise _ApiError(
                 403, f"Permission 'artifactregistry.repositories.get' denied on resource {repo_name}"
             )
         if repo is None:
-            raise _Answer(404, f"Requested entity was not found: {repo_name}")
+            raise _ApiError(404, f"Requested entity was not found: {repo_name}")
         if verb == "getIamPolicy":
             return 200, {"version": 3, "etag": "BwA", "bindings": repo.bindings}
         rest_segments = segments[6:]
@@ -291,23 +293,23 @@ class FakeGcp:
             package = unquote(rest_segments[1])
             tags = repo.tags.get(package)
             if tags is None:
-                raise _Answer(404, f"Requested entity was not found: package {package}")
+                raise _ApiError(404, f"Requested entity was not found: package {package}")
             if len(rest_segments) == 2:
                 return 200, {"name": f"{repo_name}/packages/{rest_segments[1]}"}
             if len(rest_segments) == 3:
                 return 200, self._tag_page(repo_name, rest_segments[1], tags, query)
             tag = rest_segments[3]
             if tag not in tags:
-                raise _Answer(404, f"Requested entity was not found: tag {tag}")
+                raise _ApiError(404, f"Requested entity was not found: tag {tag}")
             base = f"{repo_name}/packages/{rest_segments[1]}"
             return 200, {"name": f"{base}/tags/{tag}", "version": f"{base}/versions/{tags[tag]}"}
         if rest_segments[0] == "dockerImages":
             image, _, digest = rest_segments[1].partition("@")
             package = unquote(image)
             if digest not in repo.tags.get(package, {}).values():
-                raise _Answer(404, f"Requested entity was not found: image {package}@{digest}")
+                raise _ApiError(404, f"Requested entity was not found: image {package}@{digest}")
             return 200, {"name": name, "uri": f"{package}@{digest}"}
-        raise _Answer(404, f"no such resource {name}")
+        raise _ApiError(404, f"no such resource {name}")
 
     @staticmethod
     def _tag_page(
@@ -336,7 +338,7 @@ class FakeGcp:
         )
 
 
-class _Answer(Exception):
+class _ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

@@ -151,7 +151,9 @@ class GcpChecker:
         if decision.result == "unknown" or read.unreadable:
             shown = decision if decision.result == "unknown" else IamDecision("unknown")
             return Observation(
-                "undetermined", detail=gcp_advice.unknown_detail(email, target, shown, read.unreadable)
+                "undetermined",
+                detail=gcp_advice.unknown_detail(email, target, shown, read.unreadable),
+                exists=True,
             )
         return Observation(
             "forbidden",
