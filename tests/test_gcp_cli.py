@@ -16,6 +16,7 @@ import pytest
 
 from tests.infra.fake_gcp import FakeProject, binding
 from tests.infra.images import push_image, push_index
+from tests.infra.registry import RegistryProcess
 from tests.support.cli import manifests, pod, run, write_config
 from tests.support.gcp import PULLGUARD_TOKEN, GcpEnv
 
@@ -332,3 +333,42 @@ def test_google_api_unreachable_is_unknown_not_a_crash(gcp_env: GcpEnv) -> None:
     image = r.json["results"][0]["images"][0]
     assert (image["outcome"], r.exit_code) == ("unreachable", 3), image
     assert "artifactregistry" in image["message"]
+
+
+def test_empty_token_file_is_pullguards_own_problem(gcp_env: GcpEnv) -> None:
+    _, path = _check(gcp_env, World(repo=[binding(READER, MEMBER)]), f"{IMAGE}:1.4.2")
+    gcp_env.token_file.write_text("")
+    config = write_config(
+        gcp_env.tmp, gcp_env.config([{"name": "pool-a", "identity": {"gcpServiceAccount": NODE_SA}}])
+    )
+    r = run(["check", "--config", config, "--output", "json", path])
+    image = r.json["results"][0]["images"][0]
+    assert (image["outcome"], r.exit_code) == ("undetermined", 3), image
+    assert f"gcp.accessTokenFile {gcp_env.token_file} is empty" in image["message"]
+
+
+@pytest.mark.parametrize(
+    ("public", "outcome", "exit_code"),
+    [
+        pytest.param(True, "pullable", 0, id="public-mirror"),
+        pytest.param(False, "undetermined", 3, id="private-non-ar-host"),
+    ],
+)
+def test_google_hosts_outside_artifact_registry(
+    gcp_env: GcpEnv, registry_noauth: RegistryProcess, public: bool, outcome: str, exit_code: int
+) -> None:
+    """mirror.gcr.io is matched by GKE's *.gcr.io but is not an AR repository: an anonymous probe decides."""
+    registry = registry_noauth if public else gcp_env.registry
+    push_image(registry, "library/nginx", "1.27")
+    group = {"name": "pool-a", "identity": {"gcpServiceAccount": NODE_SA, "scopes": GKE_DEFAULT_SCOPES}}
+    data = gcp_env.config([group])
+    data["gcp"]["registryEndpoints"]["mirror.gcr.io"] = registry.url
+    config = write_config(gcp_env.tmp, data)
+    path = gcp_env.tmp / "pod.yaml"
+    path.write_text(manifests(pod("web", ["mirror.gcr.io/library/nginx:1.27"])))
+    r = run(["check", "--config", config, "--output", "json", str(path)])
+    image = r.json["results"][0]["images"][0]
+    assert (image["outcome"], r.exit_code) == (outcome, exit_code), image
+    assert image["attempts"][0]["identity"]["key"] == "*.gcr.io"
+    if not public:
+        assert "mirror.gcr.io is not an Artifact Registry host" in image["message"]
