@@ -13,9 +13,11 @@ Policies are cached for ``ttl`` seconds per resource: many images share a reposi
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from webhook.adapters.gcp._errors import google_errors
 from webhook.adapters.gcp.apis import GoogleApis
@@ -23,6 +25,7 @@ from webhook.core.errors import CloudError
 from webhook.core.gcp_iam import Binding, Condition, Policy
 from webhook.core.gcp_names import ArTarget
 
+T = TypeVar("T")
 #: A project's ancestry is at most 10 folders deep under its organization (Resource Manager limit).
 MAX_ANCESTORS = 12
 
@@ -47,8 +50,8 @@ class PolicyReader:
     def __init__(self, apis: GoogleApis, ttl: float = 60.0) -> None:
         self._apis = apis
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, Policy | CloudError]] = {}
-        self._parents: dict[str, tuple[float, str | CloudError]] = {}
+        self._cache: dict[str, tuple[float, object]] = {}
+        self._inflight: dict[str, asyncio.Future[object]] = {}
 
     async def read(self, target: ArTarget) -> PolicySet:
         policies: list[Policy] = []
@@ -73,17 +76,33 @@ class PolicyReader:
                 policies.append(got)
         return PolicySet(tuple(policies), tuple(unreadable))
 
-    async def _policy(self, resource: str) -> Policy | CloudError:
+    async def _once(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T | CloudError:
+        """``fetch()`` cached for ``ttl`` and single-flighted: parallel checks of one repository
+        (every image of a chart) read each policy once."""
         now = time.monotonic()
-        hit = self._cache.get(resource)
+        hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
-            return hit[1]
+            return cast("T | CloudError", hit[1])
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._capture(fetch))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+        result = await asyncio.shield(task)
+        self._cache[key] = (time.monotonic() + self._ttl, result)
+        return cast("T | CloudError", result)
+
+    @staticmethod
+    async def _capture(fetch: Callable[[], Awaitable[object]]) -> object:
         try:
-            result: Policy | CloudError = await self._apis.call(lambda: self._get_policy(resource))
+            return await fetch()
         except CloudError as exc:
-            result = exc
-        self._cache[resource] = (now + self._ttl, result)
-        return result
+            return exc
+
+    async def _policy(self, resource: str) -> Policy | CloudError:
+        return await self._once(
+            "policy:" + resource, lambda: self._apis.call(lambda: self._get_policy(resource))
+        )
 
     def _get_policy(self, resource: str) -> Policy:
         request = {"resource": resource, "options": {"requested_policy_version": 3}}
@@ -101,24 +120,15 @@ class PolicyReader:
         """``folders/…``/``organizations/…`` above ``resource``; "" at the top."""
         if resource.startswith("organizations/"):
             return ""
-        now = time.monotonic()
-        hit = self._parents.get(resource)
-        if hit is not None and hit[0] > now:
-            return hit[1]
         kind = resource.split("/", 1)[0]
 
         def get() -> str:
             client = self._apis.resource_manager(kind)
             with google_errors("cloudresourcemanager", f"get {resource}"):
                 if kind == "projects":
-                    return str(
-                        client.get_project(name=resource, retry=None, timeout=self._apis.timeout).parent
-                    )
-                return str(client.get_folder(name=resource, retry=None, timeout=self._apis.timeout).parent)
+                    found = client.get_project(name=resource, retry=None, timeout=self._apis.timeout)
+                else:
+                    found = client.get_folder(name=resource, retry=None, timeout=self._apis.timeout)
+            return str(found.parent)
 
-        try:
-            result: str | CloudError = await self._apis.call(get)
-        except CloudError as exc:
-            result = exc
-        self._parents[resource] = (now + self._ttl, result)
-        return result
+        return await self._once("parent:" + resource, lambda: self._apis.call(get))
