@@ -12,6 +12,9 @@ checked separately (they limit the node's token, not this one).
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from google.auth.transport.requests import Request
 
 from webhook.adapters.gcp._errors import google_errors
@@ -23,16 +26,30 @@ from webhook.core.gcp_names import ArTarget
 class ImpersonatedCheck:
     def __init__(self, apis: GoogleApis) -> None:
         self._apis = apis
+        self._lock = threading.Lock()
+        #: per node SA: its impersonated credentials and an AR client using them (tokens are reused
+        #: until they expire, so a chart's images cost one generateAccessToken per node SA)
+        self._clients: dict[str, tuple[Any, Any]] = {}
+
+    def _client_for(self, email: str) -> Any:
+        with self._lock:
+            cached = self._clients.get(email)
+        if cached is None:
+            credentials = self._apis.impersonated(email)
+            cached = (credentials, self._apis.artifact_registry(credentials))
+            with self._lock:
+                cached = self._clients.setdefault(email, cached)
+        credentials, client = cached
+        with google_errors("iamcredentials", f"generateAccessToken for {email}"):
+            if not credentials.valid:
+                credentials.refresh(Request())
+        return client
 
     async def may_download(self, email: str, target: ArTarget) -> bool:
         def ask() -> bool:
-            with google_errors("iamcredentials", f"generateAccessToken for {email}"):
-                credentials = self._apis.impersonated(email)
-                credentials.refresh(Request())  # type: ignore[no-untyped-call]
-                client = self._apis.artifact_registry(credentials)
-            with google_errors(
-                "artifactregistry", f"testIamPermissions on {target.repository_name} as {email}"
-            ):
+            client = self._client_for(email)
+            what = f"testIamPermissions on {target.repository_name} as {email}"
+            with google_errors("artifactregistry", what):
                 response = client.test_iam_permissions(
                     request={"resource": target.repository_name, "permissions": [DOWNLOAD_PERMISSION]},
                     retry=None,
