@@ -7,12 +7,14 @@ shared by every check of a process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from webhook.adapters.gcp import GcpChecker, GcpOptions, GkeCluster, GkeNodeResolver, GoogleApis
 from webhook.adapters.http import make_client
 from webhook.adapters.registry import RegistryClient, RegistryOptions
 from webhook.core.destinations import DestinationPolicy
 from webhook.engine import Engine, EngineOptions
+from webhook.ports import NodeIdentityResolver
 from webhook.settings import Config
 
 
@@ -47,10 +49,21 @@ def registry_options(config: Config) -> RegistryOptions:
     )
 
 
+def gcp_options(config: Config) -> GcpOptions:
+    return GcpOptions(
+        endpoints=dict(config.gcp.endpoints),
+        access_token_file=config.gcp.access_token_file,
+        permission_check=config.gcp.permission_check,
+        request_timeout=config.timeouts.request_seconds,
+    )
+
+
 @dataclass
 class Assembly:
     engine: Engine
     registry: RegistryClient
+    #: Cloud adapters that map Node objects to pull identities (GKE when gcp.cluster is set).
+    resolvers: list[NodeIdentityResolver] = field(default_factory=list)
 
     async def aclose(self) -> None:
         await self.registry.aclose()
@@ -64,5 +77,10 @@ def build(config: Config) -> Assembly:
         ca_file=config.network.ca_file,
     )
     registry = RegistryClient(http, registry_options(config))
-    engine = Engine(engine_options(config), registry=registry)
-    return Assembly(engine, registry)
+    google = GoogleApis(gcp_options(config))  # clients and credentials are built on first use
+    engine = Engine(engine_options(config), registry=registry, checkers={"gcp": GcpChecker(google, registry)})
+    resolvers: list[NodeIdentityResolver] = []
+    if config.gcp.cluster is not None:
+        c = config.gcp.cluster
+        resolvers.append(GkeNodeResolver(google, GkeCluster(c.project, c.location, c.name)))
+    return Assembly(engine, registry, resolvers)

@@ -229,7 +229,10 @@ class Engine:
         if not any(a.identity.kind == "anonymous" for g in plan.groups for a in g.attempts):
             anonymous = await self.observe(ref, ANONYMOUS)
         suggestions: list[str] = []
-        if verdict.outcome == "not-found" and ref.tag and not ref.digest:
+        listed_by_checker = next((o.tags for obs in observations for o in obs if o.tags is not None), None)
+        if verdict.outcome == "not-found" and ref.tag and not ref.digest and listed_by_checker is not None:
+            suggestions = nearest_tags(ref.tag, listed_by_checker)
+        elif verdict.outcome == "not-found" and ref.tag and not ref.digest:
             seer = self._seer(plan, observations, anonymous)
             if seer is not None and self.registry is not None:
                 listed = await self.registry.list_tags(ref, seer.credential)

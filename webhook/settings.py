@@ -231,11 +231,31 @@ class Aws(_Model):
         return _endpoint_map(value, None, "registry")
 
 
+class GcpCluster(_Model):
+    """The GKE cluster whose node pools ``cloud.google.com/gke-nodepool`` labels name (GKE API)."""
+
+    project: Annotated[str, Field(min_length=1, pattern=r"^[a-z][a-z0-9.:-]*[a-z0-9]$")]
+    location: Annotated[str, Field(min_length=1, pattern=r"^[a-z]+-[a-z]+[0-9]+(-[a-z])?$")]
+    name: Annotated[str, Field(min_length=1, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$")]
+
+
 class Gcp(_Model):
     endpoints: dict[str, str] = Field(default_factory=dict)
     registry_endpoints: dict[str, str] = Field(default_factory=dict)
     #: "iam": read IAM policies; "impersonate": generateAccessToken as the node SA and test for real.
     permission_check: Literal["iam", "impersonate"] = "iam"
+    #: Node pool discovery through the GKE API (additive; None: node groups come from configuration).
+    cluster: GcpCluster | None = None
+    #: pullguard's own credentials: a file holding an OAuth2 access token (re-read when it changes,
+    #: e.g. written by ``gcloud auth print-access-token``); None: the google-auth default chain.
+    access_token_file: str | None = None
+
+    @field_validator("access_token_file")
+    @classmethod
+    def _token_file(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isfile(value):
+            raise ValueError(f"file {value!r} does not exist")
+        return value
 
     @field_validator("endpoints")
     @classmethod

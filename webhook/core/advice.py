@@ -25,6 +25,7 @@ class Facts:
     observation_status: int | None = None
     observation_code: str | None = None
     observation_detail: str | None = None
+    observation_fix: str | None = None  # a checker's precise fix (IAM role, access scope): it wins
     exists: bool | None = None
     visibility: str = "unknown"
     required: tuple[str, ...] = ()
@@ -74,7 +75,10 @@ def _groups(f: Facts) -> str:
 def advise(f: Facts) -> tuple[str, str | None]:
     """``(message, fix)`` for ``f``; the fix is None when there is nothing to change."""
     handler = _HANDLERS.get(f.outcome, _undetermined)
-    return handler(f)
+    message, fix = handler(f)
+    if f.observation_fix and f.outcome != "pullable":
+        fix = f.observation_fix
+    return message, fix
 
 
 def _pullable(f: Facts) -> tuple[str, str | None]:

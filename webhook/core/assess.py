@@ -45,6 +45,12 @@ class Observation:
     detail: str | None = None
     digest: str | None = None
     manifest: ManifestInfo | None = None
+    #: Set by checkers that know more than a status code (cloud IAM): the exact fix to apply, whether
+    #: the image exists (seen with pullguard's own access), and the tags of a repository whose
+    #: requested tag is missing (for "did you mean"). Registry probes leave them unset.
+    fix: str | None = None
+    exists: bool | None = None
+    tags: tuple[str, ...] | None = None
 
 
 NOT_TRIED = Observation("not-tried")
@@ -102,7 +108,7 @@ def _available(observations: Sequence[Sequence[Observation]]) -> tuple[str, ...]
 
 def _exists(observations: Sequence[Sequence[Observation]], anonymous: Observation | None) -> bool | None:
     every = [o for obs in observations for o in obs] + ([anonymous] if anonymous else [])
-    if any(o.result == "pullable" for o in every):
+    if any(o.result == "pullable" or o.exists is True for o in every):
         return True
     if any(o.result == "not-found" for o in every):
         return False
@@ -174,6 +180,7 @@ def assess(
         observation_status=deciding_obs.status if deciding_obs else None,
         observation_code=deciding_obs.code if deciding_obs else None,
         observation_detail=deciding_obs.detail if deciding_obs else None,
+        observation_fix=deciding_obs.fix if deciding_obs else None,
         exists=exists,
         visibility=visibility,
         required=required,
