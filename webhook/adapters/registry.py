@@ -160,30 +160,18 @@ class RegistryClient:
             self.requests[host] += 1
             status: int | None = None
             try:
-                request = self._http.build_request(
-                    method, url, headers=headers, timeout=self.options.request_timeout
-                )
-                response = await self._http.send(request, stream=True)
+                # httpx bounds each phase (connect, each read); this bounds the whole exchange, so a
+                # registry that trickles its answer one byte at a time cannot hold a check hostage.
+                async with asyncio.timeout(self.options.request_timeout):
+                    response, body = await self._exchange(method, url, headers, cap)
                 status = response.status_code
-                try:
-                    body = b""
-                    if method != "HEAD":
-                        chunks: list[bytes] = []
-                        size = 0
-                        async for chunk in response.aiter_bytes():
-                            size += len(chunk)
-                            if size > cap:
-                                raise _FailureError(
-                                    Observation(
-                                        "undetermined",
-                                        status=status,
-                                        detail=f"{redact_url(url)} sent more than {cap} bytes; refused",
-                                    )
-                                )
-                            chunks.append(chunk)
-                        body = b"".join(chunks)
-                finally:
-                    await response.aclose()
+            except TimeoutError:
+                raise _FailureError(
+                    Observation(
+                        "timeout",
+                        detail=f"{host} did not answer {method} within {self.options.request_timeout:g}s",
+                    )
+                ) from None
             finally:
                 if self._on_request is not None:
                     self._on_request(host, method, status, time.monotonic() - started)
@@ -198,6 +186,32 @@ class RegistryClient:
         raise _FailureError(
             Observation("undetermined", detail=f"more than {MAX_REDIRECTS} redirects from {redact_url(url)}")
         )
+
+    async def _exchange(
+        self, method: str, url: str, headers: dict[str, str], cap: int
+    ) -> tuple[httpx.Response, bytes]:
+        """Send one request and read at most ``cap`` bytes of its body (none for HEAD)."""
+        request = self._http.build_request(method, url, headers=headers, timeout=self.options.request_timeout)
+        response = await self._http.send(request, stream=True)
+        try:
+            if method == "HEAD":
+                return response, b""
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise _FailureError(
+                        Observation(
+                            "undetermined",
+                            status=response.status_code,
+                            detail=f"{redact_url(url)} sent more than {cap} bytes; refused",
+                        )
+                    )
+                chunks.append(chunk)
+            return response, b"".join(chunks)
+        finally:
+            await response.aclose()
 
     async def _authorization(
         self, base: str, scope: str, cred: StaticCredential | None
@@ -293,7 +307,7 @@ class RegistryClient:
             return Observation(exc.outcome, exc.status, exc.code, exc.message)
         if isinstance(exc, DestinationRefusedError):
             return Observation("refused-destination", detail=exc.message)
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx.TimeoutException | TimeoutError):
             return Observation(
                 "timeout", detail=f"no answer from {host} within {self.options.request_timeout:g}s"
             )
