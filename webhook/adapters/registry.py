@@ -379,7 +379,10 @@ class RegistryClient:
             status, code=code, challenge_error=answer.challenge_error, authenticated=answer.authenticated
         )
         detail = message
-        if answer.challenge_error:
+        if answer.challenge_error == "insufficient_scope":
+            who = "accepted the credentials but" if answer.authenticated else "gave an anonymous token that"
+            detail = f"the token server {who} grants no pull access (insufficient_scope)"
+        elif answer.challenge_error:
             detail = f"{answer.challenge_error}" + (f": {message}" if message else "")
         retry = response.headers.get("retry-after")
         if outcome == "rate-limited" and retry:

@@ -104,7 +104,7 @@ def _token_error(response: httpx.Response, realm: str, method: str) -> RegistryE
     retry = response.headers.get("retry-after")
     return RegistryError(
         outcome,
-        f"token server {redact_url(realm)} {what} ({method} {status})",
+        f"token server {redact_url(realm)} {what}: {method} {status}",
         status=status,
         code="UNAUTHORIZED" if status == 401 else None,
         url=redact_url(realm),
@@ -167,9 +167,12 @@ async def _exchange_token(
         fallback = {400, 401, 404} | ({405} if cred.username else set())
         if response.status_code not in fallback:
             raise _token_error(response, realm, "POST")
+        tried = f"POST {response.status_code}, then GET"
+    else:
+        tried = "GET"
     params = {"service": service, "scope": scope} if service else {"scope": scope}
     headers = {"Authorization": basic_header(cred)} if cred is not None else {}
     response = await client.get(realm, params=params, headers=headers, timeout=timeout)
     if response.status_code != 200:
-        raise _token_error(response, realm, "GET")
+        raise _token_error(response, realm, tried)
     return _read_token(response, realm)
