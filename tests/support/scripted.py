@@ -79,6 +79,8 @@ class ScriptedServer:
                     "Content-Length", str(reply.length if reply.length is not None else len(reply.body))
                 )
                 self.end_headers()
+                if reply.length is not None and reply.length != len(reply.body):
+                    self.close_connection = True  # hang up after a short body: a truncated answer
                 if self.command == "HEAD":
                     return
                 try:

@@ -328,6 +328,7 @@ class RegistryClient:
         if response.status_code == 405 or (response.status_code == 200 and not digest):
             answer = await self._send("GET", url, base, ref.path, cred, ACCEPT, MAX_MANIFEST_BYTES)
             response = answer.response
+            digest = response.headers.get("docker-content-digest")  # what the GET announces
         status = response.status_code
         if status != 200:
             return await self._failure(answer, url, base, ref, cred)
