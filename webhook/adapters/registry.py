@@ -118,7 +118,8 @@ class RegistryClient:
     ) -> None:
         self._http = http
         self.options = options
-        self._tokens = tokens or TokenCache()
+        # not ``tokens or …``: an empty TokenCache is falsy (it has __len__) and would be replaced
+        self._tokens = tokens if tokens is not None else TokenCache()
         self._challenges: dict[str, Challenge] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._manifests: OrderedDict[str, ManifestInfo] = OrderedDict()
@@ -265,8 +266,8 @@ class RegistryClient:
         self._challenges[base] = Challenge(
             challenge.scheme, {k: v for k, v in challenge.params.items() if k != "error"}
         )
-        if challenge.scheme == "bearer":
-            self._tokens_forget(base, scope, cred)
+        if challenge.scheme == "bearer" and auth is not None:
+            self._tokens_forget(base, scope, cred)  # our token was invalid_token: never reuse it
         auth, authenticated = await self._authorization(base, scope, cred)
         if auth is None:
             return _Answer(response, body, False, challenge.error)
