@@ -7,7 +7,7 @@ the CLI and the webhook build them; nothing here replaces or patches pullguard c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from tests.infra.registry import RegistryProcess
@@ -47,6 +47,7 @@ def client(
     resolver: Resolver | None = None,
     tokens: TokenCache | None = None,
     endpoints: dict[str, str] | None = None,
+    on_request: Callable[[str, str, int | None, float], None] | None = None,
 ) -> RegistryClient:
     """A ``RegistryClient`` as ``assembly.build`` makes it; plain HTTP for the non-TLS ``registries``."""
     regs = list(registries)
@@ -57,4 +58,4 @@ def client(
     options = RegistryOptions(
         plain_http=frozenset(hosts), endpoints=endpoints or {}, request_timeout=request_timeout
     )
-    return RegistryClient(http, options, tokens=tokens)
+    return RegistryClient(http, options, tokens=tokens, on_request=on_request)
