@@ -64,9 +64,7 @@ def test_loopback_is_refused_by_default_and_allowed_with_allow_loopback(address:
         assert server.connections == 1
 
 
-@pytest.mark.parametrize(
-    "spelling", ["2130706433", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "localhost"]
-)
+@pytest.mark.parametrize("spelling", ["2130706433", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "localhost"])
 def test_every_spelling_of_loopback_is_refused(spelling: str) -> None:
     with CountingServer("127.0.0.1") as server:
         refused = run(_get(server.url("/", host=spelling), DEFAULT))
