@@ -82,6 +82,7 @@ class Engine:
         self._cache: dict[tuple[str, ...], _Cached] = {}
         self._inflight: dict[tuple[str, ...], asyncio.Task[Observation]] = {}
         self._private: dict[tuple[str, str], _Cached] = {}
+        self._listings: dict[tuple[str, str, str], tuple[tuple[list[str], bool], float]] = {}
         self.stats: Counter[str] = Counter()
 
     # -- objects ---------------------------------------------------------------------------------
@@ -246,7 +247,7 @@ class Engine:
         if verdict.outcome == "not-found":
             seer = self._seer(plan, observations, anonymous)
             if seer is not None and self.registry is not None:
-                listed = await self.registry.list_tags(ref, seer.credential)
+                listed = await self._list_tags(ref, seer)
                 if listed is not None:
                     tags, repository_missing = listed
                     if ref.tag and not ref.digest:
@@ -259,6 +260,19 @@ class Engine:
             suggestions=suggestions,
             repository_missing=repository_missing,
         )
+
+    async def _list_tags(self, ref: ImageReference, seer: PlannedAttempt) -> tuple[list[str], bool] | None:
+        """The repository's tags as ``seer`` sees them, cached like a negative answer."""
+        assert self.registry is not None
+        key = (ref.domain, ref.path, seer.fingerprint)
+        hit = self._listings.get(key)
+        if hit is not None and hit[1] > self._clock():
+            self.stats["tags_cached"] += 1
+            return hit[0]
+        listed = await self.registry.list_tags(ref, seer.credential)
+        if listed is not None and self.options.negative_ttl > 0:
+            self._listings[key] = (listed, self._clock() + self.options.negative_ttl)
+        return listed
 
     async def _probe(self, ref: ImageReference) -> Observation:
         """The anonymous visibility probe; a refusal is remembered for the whole repository.
