@@ -10,6 +10,7 @@ destinations are tested inside a loopback-only network namespace (tests/test_net
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -167,3 +168,30 @@ def test_httpx_is_not_the_one_refusing() -> None:
     with CountingServer("127.0.0.1") as server:
         outcome = run(_get(server.url("/"), DEFAULT))
     assert type(outcome) is DestinationRefusedError and not isinstance(outcome, httpx.HTTPError)
+
+
+class _SlowResolver:
+    async def __call__(self, host: str, port: int) -> Sequence[str]:
+        await asyncio.sleep(5)
+        return ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("resolver", "error"),
+    [
+        pytest.param(Resolver({}), httpx.ConnectError, id="unknown-name-is-connect-error"),
+        pytest.param(_SlowResolver(), httpx.ConnectTimeout, id="slow-resolver-is-connect-timeout"),
+    ],
+)
+def test_resolution_failures_are_httpx_errors_as_for_httpx_own_resolver(
+    resolver: object, error: type
+) -> None:
+    async def go() -> BaseException | None:
+        async with make_client(policy=LOOPBACK, timeout=0.3, resolver=resolver) as http:  # type: ignore[arg-type]
+            try:
+                await http.get("http://nowhere.test/v2/")
+            except Exception as exc:
+                return exc
+        return None
+
+    assert type(run(go())) is error
