@@ -16,8 +16,9 @@ import pytest
 
 from tests.infra.fixtures import ALICE
 from tests.infra.registry import RegistryProcess
-from tests.support.cli import Run, run
+from tests.support.cli import Run, manifests, pod, run, write_config
 from tests.support.demo import EXPECTED, NAMESPACE, WRONG, Demo, build_demo
+from tests.support.scripted import ScriptedServer
 
 pytestmark = pytest.mark.registry
 
@@ -154,3 +155,19 @@ def test_explain_online_names_the_identity_and_exit_code(demo: Demo, tmp_path: P
     bare = run(["explain", "--config", str(demo.config), image])
     assert bare.exit_code == 1
     assert "does not exist or is private" in bare.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "code"),
+    [pytest.param([], 3, id="unknown-exits-3"), pytest.param(["--allow-unknown"], 0, id="allow-unknown")],
+)
+def test_an_unreachable_registry_is_unknown_exit_3(tmp_path: Path, flags: list[str], code: int) -> None:
+    with ScriptedServer() as gone:
+        dead = gone.netloc
+    config = write_config(tmp_path, {"network": {"allowLoopback": True, "plainHttp": [dead]}})
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(manifests(pod("p", [f"{dead}/team/app:v1"])))
+    r = run(["check", "--config", config, "--output", "json", *flags, str(manifest)])
+    assert r.exit_code == code, r.stdout + r.stderr
+    assert r.json["summary"]["unknown"] == 1
+    assert r.json["results"][0]["images"][0]["outcome"] == "unreachable"
