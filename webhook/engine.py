@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +40,7 @@ from webhook.core.verdict import DEFINITE_FAILURES, ImageVerdict, ObjectVerdict,
 from webhook.core.workloads import PodTemplate, extract, object_ref
 from webhook.ports import NodeIdentityChecker, RegistryProbe, SecretSource
 
+logger = logging.getLogger(__name__)
 ANONYMOUS = PlannedAttempt(Identity("anonymous"))
 #: Results that say nothing lasting about the registry: never cached.
 _UNCACHED = frozenset({"timeout", "unreachable", "rate-limited", "undetermined", "refused-destination"})
@@ -79,6 +81,8 @@ class Engine:
         self._clock = clock
         self._cache: dict[tuple[str, ...], _Cached] = {}
         self._inflight: dict[tuple[str, ...], asyncio.Task[Observation]] = {}
+        self._private: dict[tuple[str, str], _Cached] = {}
+        self._listings: dict[tuple[str, str, str], tuple[tuple[list[str], bool], float]] = {}
         self.stats: Counter[str] = Counter()
 
     # -- objects ---------------------------------------------------------------------------------
@@ -155,8 +159,9 @@ class Engine:
         offline: bool = False,
     ) -> list[ObjectVerdict]:
         """Check every object concurrently (the caches make repeated images nearly free)."""
-        started = self._clock()
-        deadline = started + self.options.deadline_seconds * max(1, len(objects))
+        # One deadline for the whole check, as for one admission request: every object starts
+        # now and shares the caches, so repeated images cost nothing and the budget is not per object.
+        deadline = self._clock() + self.options.deadline_seconds
         results = await asyncio.gather(
             *(
                 self.check_object(
@@ -189,20 +194,28 @@ class Engine:
         for task in pending:
             task.cancel()
         out: list[ImageVerdict] = []
+        budget = self.options.deadline_seconds
         for plan, task in zip(plans, tasks, strict=True):
-            if task in done and not task.cancelled() and task.exception() is None:
-                out.append(task.result())
-            else:
+            if task not in done or task.cancelled():
                 self.stats["deadline_exceeded"] += 1
-                out.append(self._timed_out(plan, deadline))
+                detail = f"the check did not finish within its {budget:g}s deadline"
+                out.append(self._unanswered(plan, "timeout", detail))
+            elif (error := task.exception()) is not None:
+                # A bug must not pass for a slow registry: say what broke (never a credential: the
+                # adapters' errors carry none) and leave the decision to onUnknown.
+                self.stats["internal_error"] += 1
+                logger.error("checking %s failed", plan.site.image, exc_info=error)
+                detail = f"pullguard failed while checking this image ({type(error).__name__}: {error})"
+                out.append(self._unanswered(plan, "undetermined", detail[:300]))
+            else:
+                out.append(task.result())
         return out
 
-    def _timed_out(self, plan: ImagePlan, deadline: float) -> ImageVerdict:
-        budget = self.options.deadline_seconds
+    def _unanswered(self, plan: ImagePlan, outcome: str, detail: str) -> ImageVerdict:
+        if plan.certain is not None or plan.reference is None:
+            return assess(plan, [])
         obs = [
-            [Observation("timeout", detail=f"the check did not finish within its {budget:g}s deadline")]
-            + [NOT_TRIED] * (len(g.attempts) - 1)
-            for g in plan.groups
+            [Observation(outcome, detail=detail)] + [NOT_TRIED] * (len(g.attempts) - 1) for g in plan.groups
         ]
         return assess(plan, obs, exact_platforms=self.options.exact_platforms)
 
@@ -223,28 +236,65 @@ class Engine:
                 succeeded = o.result == "pullable"
             observations.append(obs)
         verdict = assess(plan, observations, exact_platforms=self.options.exact_platforms)
-        if verdict.outcome not in DEFINITE_FAILURES or verdict.outcome == "platform-mismatch":
+        if verdict.outcome not in DEFINITE_FAILURES | {"pullable"}:
             return verdict
+        # "Is it public?" is one of the four answers: ask anonymously unless the plan already did.
         anonymous = None
         if not any(a.identity.kind == "anonymous" for g in plan.groups for a in g.attempts):
-            anonymous = await self.observe(ref, ANONYMOUS)
+            anonymous = await self._probe(ref)
         suggestions: list[str] = []
+        repository_missing = False
         listed_by_checker = next((o.tags for obs in observations for o in obs if o.tags is not None), None)
-        if verdict.outcome == "not-found" and ref.tag and not ref.digest and listed_by_checker is not None:
-            suggestions = nearest_tags(ref.tag, listed_by_checker)
-        elif verdict.outcome == "not-found" and ref.tag and not ref.digest:
+        if verdict.outcome == "not-found" and listed_by_checker is not None:
+            # A cloud checker (Artifact Registry) already listed the tags as the node identity.
+            if ref.tag and not ref.digest:
+                suggestions = nearest_tags(ref.tag, listed_by_checker)
+        elif verdict.outcome == "not-found":
             seer = self._seer(plan, observations, anonymous)
             if seer is not None and self.registry is not None:
-                listed = await self.registry.list_tags(ref, seer.credential)
+                listed = await self._list_tags(ref, seer)
                 if listed is not None:
-                    suggestions = nearest_tags(ref.tag, listed[0])
+                    tags, repository_missing = listed
+                    if ref.tag and not ref.digest:
+                        suggestions = nearest_tags(ref.tag, tags)
         return assess(
             plan,
             observations,
             anonymous,
             exact_platforms=self.options.exact_platforms,
             suggestions=suggestions,
+            repository_missing=repository_missing,
         )
+
+    async def _list_tags(self, ref: ImageReference, seer: PlannedAttempt) -> tuple[list[str], bool] | None:
+        """The repository's tags as ``seer`` sees them, cached like a negative answer."""
+        assert self.registry is not None
+        key = (ref.domain, ref.path, seer.fingerprint)
+        hit = self._listings.get(key)
+        if hit is not None and hit[1] > self._clock():
+            self.stats["tags_cached"] += 1
+            return hit[0]
+        listed = await self.registry.list_tags(ref, seer.credential)
+        if listed is not None and self.options.negative_ttl > 0:
+            self._listings[key] = (listed, self._clock() + self.options.negative_ttl)
+        return listed
+
+    async def _probe(self, ref: ImageReference) -> Observation:
+        """The anonymous visibility probe; a refusal is remembered for the whole repository.
+
+        A registry that refuses anonymous access to one reference refuses it to every reference
+        of the repository (401 before it looks), so one probe per repository is enough; an
+        anonymous success or 404 depends on the reference and is cached per reference.
+        """
+        key = (ref.domain, ref.path)
+        hit = self._private.get(key)
+        if hit is not None and hit.expires > self._clock():
+            self.stats["probe_cached"] += 1
+            return hit.observation
+        observation = await self.observe(ref, ANONYMOUS)
+        if observation.result in ("unauthorized", "forbidden") and self.options.negative_ttl > 0:
+            self._private[key] = _Cached(observation, self._clock() + self.options.negative_ttl)
+        return observation
 
     @staticmethod
     def _seer(

@@ -118,7 +118,8 @@ class RegistryClient:
     ) -> None:
         self._http = http
         self.options = options
-        self._tokens = tokens or TokenCache()
+        # not ``tokens or …``: an empty TokenCache is falsy (it has __len__) and would be replaced
+        self._tokens = tokens if tokens is not None else TokenCache()
         self._challenges: dict[str, Challenge] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._manifests: OrderedDict[str, ManifestInfo] = OrderedDict()
@@ -160,30 +161,18 @@ class RegistryClient:
             self.requests[host] += 1
             status: int | None = None
             try:
-                request = self._http.build_request(
-                    method, url, headers=headers, timeout=self.options.request_timeout
-                )
-                response = await self._http.send(request, stream=True)
+                # httpx bounds each phase (connect, each read); this bounds the whole exchange, so a
+                # registry that trickles its answer one byte at a time cannot hold a check hostage.
+                async with asyncio.timeout(self.options.request_timeout):
+                    response, body = await self._exchange(method, url, headers, cap)
                 status = response.status_code
-                try:
-                    body = b""
-                    if method != "HEAD":
-                        chunks: list[bytes] = []
-                        size = 0
-                        async for chunk in response.aiter_bytes():
-                            size += len(chunk)
-                            if size > cap:
-                                raise _FailureError(
-                                    Observation(
-                                        "undetermined",
-                                        status=status,
-                                        detail=f"{redact_url(url)} sent more than {cap} bytes; refused",
-                                    )
-                                )
-                            chunks.append(chunk)
-                        body = b"".join(chunks)
-                finally:
-                    await response.aclose()
+            except TimeoutError:
+                raise _FailureError(
+                    Observation(
+                        "timeout",
+                        detail=f"{host} did not answer {method} within {self.options.request_timeout:g}s",
+                    )
+                ) from None
             finally:
                 if self._on_request is not None:
                     self._on_request(host, method, status, time.monotonic() - started)
@@ -198,6 +187,32 @@ class RegistryClient:
         raise _FailureError(
             Observation("undetermined", detail=f"more than {MAX_REDIRECTS} redirects from {redact_url(url)}")
         )
+
+    async def _exchange(
+        self, method: str, url: str, headers: dict[str, str], cap: int
+    ) -> tuple[httpx.Response, bytes]:
+        """Send one request and read at most ``cap`` bytes of its body (none for HEAD)."""
+        request = self._http.build_request(method, url, headers=headers, timeout=self.options.request_timeout)
+        response = await self._http.send(request, stream=True)
+        try:
+            if method == "HEAD":
+                return response, b""
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise _FailureError(
+                        Observation(
+                            "undetermined",
+                            status=response.status_code,
+                            detail=f"{redact_url(url)} sent more than {cap} bytes; refused",
+                        )
+                    )
+                chunks.append(chunk)
+            return response, b"".join(chunks)
+        finally:
+            await response.aclose()
 
     async def _authorization(
         self, base: str, scope: str, cred: StaticCredential | None
@@ -251,8 +266,8 @@ class RegistryClient:
         self._challenges[base] = Challenge(
             challenge.scheme, {k: v for k, v in challenge.params.items() if k != "error"}
         )
-        if challenge.scheme == "bearer":
-            self._tokens_forget(base, scope, cred)
+        if challenge.scheme == "bearer" and auth is not None:
+            self._tokens_forget(base, scope, cred)  # our token was invalid_token: never reuse it
         auth, authenticated = await self._authorization(base, scope, cred)
         if auth is None:
             return _Answer(response, body, False, challenge.error)
@@ -293,7 +308,7 @@ class RegistryClient:
             return Observation(exc.outcome, exc.status, exc.code, exc.message)
         if isinstance(exc, DestinationRefusedError):
             return Observation("refused-destination", detail=exc.message)
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx.TimeoutException | TimeoutError):
             return Observation(
                 "timeout", detail=f"no answer from {host} within {self.options.request_timeout:g}s"
             )
@@ -314,6 +329,7 @@ class RegistryClient:
         if response.status_code == 405 or (response.status_code == 200 and not digest):
             answer = await self._send("GET", url, base, ref.path, cred, ACCEPT, MAX_MANIFEST_BYTES)
             response = answer.response
+            digest = response.headers.get("docker-content-digest")  # what the GET announces
         status = response.status_code
         if status != 200:
             return await self._failure(answer, url, base, ref, cred)
@@ -365,7 +381,10 @@ class RegistryClient:
             status, code=code, challenge_error=answer.challenge_error, authenticated=answer.authenticated
         )
         detail = message
-        if answer.challenge_error:
+        if answer.challenge_error == "insufficient_scope":
+            who = "accepted the credentials but" if answer.authenticated else "gave an anonymous token that"
+            detail = f"the token server {who} grants no pull access (insufficient_scope)"
+        elif answer.challenge_error:
             detail = f"{answer.challenge_error}" + (f": {message}" if message else "")
         retry = response.headers.get("retry-after")
         if outcome == "rate-limited" and retry:

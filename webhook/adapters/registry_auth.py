@@ -14,6 +14,7 @@ names; the network guard checks the realm's address like any other (DESIGN 5).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -103,7 +104,7 @@ def _token_error(response: httpx.Response, realm: str, method: str) -> RegistryE
     retry = response.headers.get("retry-after")
     return RegistryError(
         outcome,
-        f"token server {redact_url(realm)} {what} ({method} {status})",
+        f"token server {redact_url(realm)} {what}: {method} {status}",
         status=status,
         code="UNAUTHORIZED" if status == 401 else None,
         url=redact_url(realm),
@@ -118,10 +119,38 @@ async def fetch_token(
     cred: StaticCredential | None,
     timeout: float,
 ) -> tuple[str, float]:
-    """A token for ``scope`` from the challenge's realm: POST grant first when there is a password."""
+    """A token for ``scope`` from the challenge's realm: POST grant first when there is a password.
+
+    Transport failures become ``RegistryError`` naming the token server (timeout, unreachable);
+    a refused realm address raises ``DestinationRefusedError`` from the guarded client unchanged.
+    """
     realm = challenge.realm or ""
     if not realm.startswith(("https://", "http://")):
         raise RegistryError("undetermined", f"the registry named an unusable token realm {realm!r}")
+    where = redact_url(realm)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _exchange_token(client, challenge, realm, scope, cred, timeout)
+    except (TimeoutError, httpx.TimeoutException):
+        raise RegistryError(
+            "timeout", f"token server {where} did not answer within {timeout:g}s", url=where
+        ) from None
+    except httpx.HTTPError as exc:
+        raise RegistryError(
+            "unreachable",
+            f"cannot reach token server {where}: {str(exc)[:160] or type(exc).__name__}",
+            url=where,
+        ) from None
+
+
+async def _exchange_token(
+    client: httpx.AsyncClient,
+    challenge: Challenge,
+    realm: str,
+    scope: str,
+    cred: StaticCredential | None,
+    timeout: float,
+) -> tuple[str, float]:
     service = challenge.service or ""
     if cred is not None and cred.password:
         form = {
@@ -138,9 +167,12 @@ async def fetch_token(
         fallback = {400, 401, 404} | ({405} if cred.username else set())
         if response.status_code not in fallback:
             raise _token_error(response, realm, "POST")
+        tried = f"POST {response.status_code}, then GET"
+    else:
+        tried = "GET"
     params = {"service": service, "scope": scope} if service else {"scope": scope}
     headers = {"Authorization": basic_header(cred)} if cred is not None else {}
     response = await client.get(realm, params=params, headers=headers, timeout=timeout)
     if response.status_code != 200:
-        raise _token_error(response, realm, "GET")
+        raise _token_error(response, realm, tried)
     return _read_token(response, realm)

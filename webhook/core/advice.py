@@ -33,6 +33,7 @@ class Facts:
     failing_groups: tuple[str, ...] = ()
     single_manifest: bool = False
     suggestions: tuple[str, ...] = ()
+    repository_missing: bool = False
     matched_credentials: int = 0
     problem: str = ""
     offline: bool = False
@@ -91,6 +92,12 @@ def _not_found(f: Facts) -> tuple[str, str | None]:
     ref = f.reference
     host = ref.domain if ref else "?"
     status = f" ({_status(f)})" if _status(f) else ""
+    if f.repository_missing:
+        msg = (
+            f"repository {_repo(f)} does not exist{status}; the registry {host} let {_who(f)} look "
+            "and has no repository of that name"
+        )
+        return msg, f"correct the repository name, or push {ref.pull_reference if ref else 'the image'}"
     msg = f"{_what(f)} does not exist{status}; the registry {host} let {_who(f)} look and found nothing"
     if f.suggestions:
         msg += f" — did you mean {', '.join(f.suggestions)}?"
@@ -125,11 +132,14 @@ def _unauthorized(f: Facts) -> tuple[str, str | None]:
         return msg, fix
     public = ""
     if f.visibility == "public":
-        public = (
-            f"; the image is public, but kubelet never retries anonymously once a credential matched "
-            f"(here {f.matched_credentials})"
+        failed = (
+            f" (all {f.matched_credentials} matching credentials failed)" if f.matched_credentials > 1 else ""
         )
-    msg = f"the registry rejected {ident.display}: {status}{public}"
+        public = (
+            f"; the image is public, but kubelet never retries anonymously once a credential matched{failed}"
+        )
+    detail = f" ({f.observation_detail})" if f.observation_detail else ""
+    msg = f"the registry rejected {ident.display}: {status}{detail}{public}"
     if ident.kind == "pull-secret":
         fix = _secret_fix(ident, host)
         if f.visibility == "public":

@@ -137,8 +137,13 @@ def assess(
     *,
     exact_platforms: bool = False,
     suggestions: Sequence[str] = (),
+    repository_missing: bool = False,
 ) -> ImageVerdict:
-    """The verdict for one planned image; ``observations[g][a]`` answers attempt a of group g."""
+    """The verdict for one planned image; ``observations[g][a]`` answers attempt a of group g.
+
+    ``repository_missing``: a tag listing answered NAME_UNKNOWN, so the repository itself, not
+    only the reference, does not exist.
+    """
     site = plan.site
     if plan.certain is not None or plan.reference is None:
         return _certain(plan)
@@ -168,9 +173,13 @@ def assess(
         if platform_known and len(platform_known) == len(outcomes)
         else (False if any(ok is False for ok in platform_known) else None)
     )
+    # Node groups are named only when configuration names them or the pod can land on several:
+    # the default group of ``cluster.platforms`` is not a group a user would recognise.
+    named = len(plan.groups) > 1 or any(g.group.name for g in plan.groups)
     failing = tuple(
         g.group.display for g, o in zip(plan.groups, outcomes, strict=True) if o.outcome != "pullable"
     )
+    failing = failing if named else ()
     exists = _exists(observations, anonymous)
     visibility = _visibility(plan, observations, anonymous)
     facts = Facts(
@@ -185,9 +194,10 @@ def assess(
         visibility=visibility,
         required=required,
         available=available,
-        failing_groups=failing if len(plan.groups) > 1 or any(g.group.name for g in plan.groups) else (),
+        failing_groups=failing,
         single_manifest=deciding.single_manifest,
         suggestions=tuple(suggestions),
+        repository_missing=repository_missing and final == "not-found",
         matched_credentials=sum(1 for a in plan.groups[pick].attempts if a.identity.kind != "anonymous"),
     )
     message, fix = advise(facts)

