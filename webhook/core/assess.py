@@ -95,8 +95,14 @@ def _group_outcome(group: GroupPlan, obs: Sequence[Observation], exact: bool) ->
     return _GroupOutcome(decided, last, None, False)
 
 
-def _available(observations: Sequence[Sequence[Observation]]) -> tuple[str, ...] | None:
-    for obs in observations:
+def _available(
+    observations: Sequence[Sequence[Observation]], anonymous: Observation | None = None
+) -> tuple[str, ...] | None:
+    """The platforms the image offers, from any answer that carried its manifest.
+
+    The anonymous probe counts too: a public image refused to a stale secret still has platforms.
+    """
+    for obs in [*observations, [anonymous] if anonymous is not None else []]:
         for o in obs:
             if o.result == "pullable" and o.manifest is not None:
                 if o.manifest.is_index:
@@ -166,7 +172,7 @@ def assess(
         (o.digest for obs in observations for o in obs if o.result == "pullable" and o.digest), None
     )
     required = tuple(dict.fromkeys(str(g.group.platform) for g in plan.groups))
-    available = _available(observations)
+    available = _available(observations, anonymous)
     platform_known = [g.platform_ok for g in outcomes if g.platform_ok is not None]
     platform_ok = (
         all(platform_known)
