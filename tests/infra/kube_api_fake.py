@@ -130,7 +130,13 @@ class FakeKubeAPI:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # client-go sends the discovery requests in parallel; with the default backlog of 5 the
+            # kernel drops the extra SYNs and the client retries them a second later
+            request_queue_size = 128
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-kube-api", daemon=True)
         self._thread.start()
 
