@@ -141,15 +141,18 @@ class Helm:
         """``helm template`` with ``values`` written to a values file (so types survive, unlike --set)."""
         args = ["template", release, str(chart), "--namespace", namespace, *extra]
         if values:
-            vf = Path(tempfile.mkstemp(prefix="values-", suffix=".yaml", dir=self.home)[1])
-            vf.write_text(yaml.safe_dump(dict(values)))
-            args += ["--values", str(vf)]
+            args += ["--values", str(self._values_file(values))]
         return self.run(args, kubeconfig=kubeconfig)
 
     def lint(self, chart: Path, values: Mapping[str, Any] | None = None) -> HelmResult:
         args = ["lint", "--strict", str(chart)]
         if values:
-            vf = Path(tempfile.mkstemp(prefix="values-", suffix=".yaml", dir=self.home)[1])
-            vf.write_text(yaml.safe_dump(dict(values)))
-            args += ["--values", str(vf)]
+            args += ["--values", str(self._values_file(values))]
         return self.run(args)
+
+    def _values_file(self, values: Mapping[str, Any]) -> Path:
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="values-", suffix=".yaml", dir=self.home, delete=False, encoding="utf-8"
+        ) as f:
+            yaml.safe_dump(dict(values), f)
+        return Path(f.name)
