@@ -79,9 +79,10 @@ class Network(_Model):
 
 
 class Cache(_Model):
-    tag_ttl_seconds: Annotated[float, Field(ge=0)] = 300
-    digest_ttl_seconds: Annotated[float, Field(ge=0)] = 3600
-    negative_ttl_seconds: Annotated[float, Field(ge=0)] = 30
+    # DESIGN 1.3 spells these ``tagTTLSeconds``...; to_camel alone would expect ``tagTtlSeconds``.
+    tag_ttl_seconds: Annotated[float, Field(ge=0, alias="tagTTLSeconds")] = 300
+    digest_ttl_seconds: Annotated[float, Field(ge=0, alias="digestTTLSeconds")] = 3600
+    negative_ttl_seconds: Annotated[float, Field(ge=0, alias="negativeTTLSeconds")] = 30
 
 
 class NodeGroupIdentityConfig(_Model):
