@@ -290,31 +290,37 @@ class Config(_Model):
         return value
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
+#: pydantic's location tags for validators and union branches ("literal['a','b']", "tuple[X, ...]",
+#: "function-after[...]"); a real key never looks like this ("[::1]:5000" starts with a bracket).
+_TAG = re.compile(r"^[a-z][a-z-]*\[.*\]$")
+
+
+def _loc(loc: tuple[int | str, ...]) -> tuple[str, bool]:
+    """The key path of an error, and whether it went through a union branch."""
+    out, branch = "", False
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after[_request_within_deadline(), Timeouts]",) or "function-" in str(part):
-            continue
+        elif _TAG.match(part):
+            branch = branch or not part.startswith("function-")
         else:
-            out += ("." if out else "") + str(part)
-    return out
+            out += ("." if out else "") + part
+    return out, branch
 
 
 def _problems(exc: ValidationError) -> list[ConfigProblem]:
-    problems = []
+    """Every problem with its key path; the alternatives of one union become one sentence."""
+    merged: dict[str, list[str]] = {}
     for err in exc.errors(include_url=False):
-        loc = tuple(
-            p for p in err["loc"] if not (isinstance(p, str) and ("[" in p and "]" in p and "(" in p))
-        )
-        msg = err["msg"].removeprefix("Value error, ")
+        path, branch = _loc(tuple(err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ").replace("a valid tuple", "a list")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling against the configuration reference)"
         elif err["type"] == "literal_error":
             msg = f"{msg}, got {err.get('input')!r}"
-        problems.append(ConfigProblem(_loc(loc), msg))
-    return problems
+        key = path if branch else f"{path}\0{len(merged)}"
+        merged.setdefault(key, []).append(msg)
+    return [ConfigProblem(key.split("\0")[0], "; or ".join(msgs)) for key, msgs in merged.items()]
 
 
 def parse_config(data: Any, source: str = "<config>") -> Config:
