@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from webhook.adapters.aws import AwsClients, AwsOptions, EcrChecker, EcrOptions, EksNodeResolver
 from webhook.adapters.http import make_client
 from webhook.adapters.registry import RegistryClient, RegistryOptions
 from webhook.core.destinations import DestinationPolicy
 from webhook.engine import Engine, EngineOptions
+from webhook.ports import NodeIdentityResolver
 from webhook.settings import Config
 
 
@@ -47,13 +49,26 @@ def registry_options(config: Config) -> RegistryOptions:
     )
 
 
+def aws_options(config: Config) -> AwsOptions:
+    return AwsOptions(
+        region=config.aws.region,
+        endpoints=dict(config.aws.endpoints),
+        timeout=config.timeouts.request_seconds,
+    )
+
+
 @dataclass
 class Assembly:
     engine: Engine
     registry: RegistryClient
+    #: Cloud adapters that turn Node objects into pull identities (EKS), for node discovery.
+    resolvers: tuple[NodeIdentityResolver, ...] = ()
+    aws: AwsClients | None = None
 
     async def aclose(self) -> None:
         await self.registry.aclose()
+        if self.aws is not None:
+            self.aws.close()
 
 
 def build(config: Config) -> Assembly:
@@ -64,5 +79,8 @@ def build(config: Config) -> Assembly:
         ca_file=config.network.ca_file,
     )
     registry = RegistryClient(http, registry_options(config))
-    engine = Engine(engine_options(config), registry=registry)
-    return Assembly(engine, registry)
+    aws = AwsClients(aws_options(config))
+    ecr = EcrChecker(aws, registry, EcrOptions(policy_evaluation=config.aws.policy_evaluation))
+    eks = EksNodeResolver(aws, region=config.aws.region, cluster_name=config.aws.eks_cluster_name)
+    engine = Engine(engine_options(config), registry=registry, checkers={"ecr": ecr})
+    return Assembly(engine, registry, resolvers=(eks,), aws=aws)

@@ -25,6 +25,7 @@ class Facts:
     observation_status: int | None = None
     observation_code: str | None = None
     observation_detail: str | None = None
+    observation_fix: str | None = None  # a checker's own fix (ECR IAM grants), preferred when given
     exists: bool | None = None
     visibility: str = "unknown"
     required: tuple[str, ...] = ()
@@ -74,7 +75,10 @@ def _groups(f: Facts) -> str:
 def advise(f: Facts) -> tuple[str, str | None]:
     """``(message, fix)`` for ``f``; the fix is None when there is nothing to change."""
     handler = _HANDLERS.get(f.outcome, _undetermined)
-    return handler(f)
+    message, fix = handler(f)
+    if f.observation_fix and f.outcome != "pullable":
+        fix = f.observation_fix
+    return message, fix
 
 
 def _pullable(f: Facts) -> tuple[str, str | None]:
@@ -96,6 +100,10 @@ def _not_found(f: Facts) -> tuple[str, str | None]:
     else:
         fix = f"push {ref.pull_reference if ref else 'the image'} or correct the tag"
     return msg, fix
+
+
+#: Identities a credential-provider checker answers for: its detail explains the refusal.
+_NODE_IDENTITY_KINDS = frozenset({"node-role", "fargate-role", "node-service-account"})
 
 
 def _who(f: Facts) -> str:
@@ -126,6 +134,8 @@ def _unauthorized(f: Facts) -> tuple[str, str | None]:
             f"(here {f.matched_credentials})"
         )
     msg = f"the registry rejected {ident.display}: {status}{public}"
+    if f.observation_detail and ident.kind in _NODE_IDENTITY_KINDS:
+        msg += f" — {f.observation_detail}"
     if ident.kind == "pull-secret":
         fix = _secret_fix(ident, host)
         if f.visibility == "public":

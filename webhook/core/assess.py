@@ -45,6 +45,11 @@ class Observation:
     detail: str | None = None
     digest: str | None = None
     manifest: ManifestInfo | None = None
+    #: A node-identity checker may know existence apart from permission (it looked with its own
+    #: credentials): True/False override "could some identity see the repository?".
+    exists: bool | None = None
+    #: A checker-specific fix (e.g. the IAM grant an ECR node role lacks); replaces the generic one.
+    fix: str | None = None
 
 
 NOT_TRIED = Observation("not-tried")
@@ -102,9 +107,9 @@ def _available(observations: Sequence[Sequence[Observation]]) -> tuple[str, ...]
 
 def _exists(observations: Sequence[Sequence[Observation]], anonymous: Observation | None) -> bool | None:
     every = [o for obs in observations for o in obs] + ([anonymous] if anonymous else [])
-    if any(o.result == "pullable" for o in every):
+    if any(o.result == "pullable" or o.exists is True for o in every):
         return True
-    if any(o.result == "not-found" for o in every):
+    if any(o.result == "not-found" or o.exists is False for o in every):
         return False
     return None
 
@@ -174,6 +179,7 @@ def assess(
         observation_status=deciding_obs.status if deciding_obs else None,
         observation_code=deciding_obs.code if deciding_obs else None,
         observation_detail=deciding_obs.detail if deciding_obs else None,
+        observation_fix=deciding_obs.fix if deciding_obs else None,
         exists=exists,
         visibility=visibility,
         required=required,
