@@ -3,12 +3,13 @@ environment pullguard's boto3 reads its own credentials from (loaded via ``pytes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.infra.iam_simulator import IamSimulator
-from tests.infra.moto_server import ACCESS_KEY, ECR_PASSWORD, REGION, SECRET_KEY, EnforcingMoto, MotoServer
+from tests.infra.moto_server import ACCESS_KEY, ECR_PASSWORD, REGION, SECRET_KEY, MotoServer
 from tests.infra.registry import RegistryProcess
 
 #: Variables that would make boto3 look elsewhere than the test's environment credentials.
@@ -32,6 +33,7 @@ def moto_session() -> Iterator[MotoServer]:
     try:
         yield server
     finally:
+        server.reset()
         server.stop()
 
 
@@ -50,13 +52,16 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture
-def moto_aws(moto_session: MotoServer, aws_env: None) -> Iterator[MotoServer]:
-    """The session's moto, wiped before and after the test."""
-    moto_session.reset()
-    try:
-        yield moto_session
-    finally:
-        moto_session.reset()
+def moto_aws(moto_session: MotoServer, aws_env: None) -> MotoServer:
+    """The session's moto (not wiped per test: see ``aws_names``), with pullguard's credentials set."""
+    return moto_session
+
+
+@pytest.fixture
+def aws_names() -> Callable[[str], str]:
+    """Unique names for what a test creates in the shared moto: ``aws_names("ng-a")`` → ``ng-a-1f2e3d``."""
+    suffix = secrets.token_hex(3)
+    return lambda base: f"{base}-{suffix}"
 
 
 @pytest.fixture(scope="session")
@@ -65,15 +70,6 @@ def registry_ecr(request: pytest.FixtureRequest) -> RegistryProcess:
     registry = RegistryProcess("htpasswd", users={"AWS": ECR_PASSWORD})
     request.addfinalizer(registry.stop)
     return registry.start()
-
-
-@pytest.fixture(scope="session")
-def enforcing_moto() -> Iterator[EnforcingMoto]:
-    server = EnforcingMoto().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

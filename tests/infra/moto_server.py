@@ -3,7 +3,10 @@
 Notes this builds on (research/test-infrastructure.md §4, moto 5.2.5):
 
 * ``ThreadedMotoServer(ip_address="127.0.0.1", port=0)`` starts in-process in milliseconds; one per
-  session, wiped with ``POST /moto-api/reset`` before every test (``moto_aws`` fixture);
+  session. ``POST /moto-api/reset`` wipes it, but with managed policies loaded a reset plus the
+  first IAM call after it cost 1.5–3 s (measured here), so tests do not reset per test: each
+  names its roles, policies, repositories and clusters uniquely (``aws_names``) and never lists
+  what it did not create; the session resets once at start and at the end;
 * ``MOTO_IAM_LOAD_MANAGED_POLICIES=true`` makes AWS managed policies such as
   ``AmazonEC2ContainerRegistryReadOnly`` / ``…PullOnly`` exist (moto reads it when a backend is
   created, so it is set before start and stays set for the session);
@@ -13,34 +16,23 @@ Notes this builds on (research/test-infrastructure.md §4, moto 5.2.5):
 * moto implements neither ``iam:SimulatePrincipalPolicy`` nor ``ecr:DescribePullThroughCacheRules``
   (HTTP 500) — see ``iam_simulator.py`` for the former;
 * the seeding clients here never retry (``max_attempts: 1``), so a moto 500 fails a test at once;
-* ``EnforcingMoto`` is a second, subprocess moto with ``INITIAL_NO_AUTH_ACTION_COUNT=0``: every
-  request is authenticated, so unknown access keys get a real ``InvalidClientTokenId`` — how
-  "pullguard's own AWS credentials are refused" is produced (moto reads that setting at import,
-  so it cannot share the in-process server).
+* ``enforcing_auth()`` switches moto's request authentication on (``POST /moto-api/reset-auth``
+  with ``0``): every request is then checked against IAM, and access keys IAM does not know get a
+  real ``InvalidClientTokenId`` — how "pullguard's own AWS credentials are refused" is produced.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import re
-import sys
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
 import httpx
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
-
-from tests.infra._process import (
-    clean_env,
-    log_tail,
-    make_workdir,
-    remove_workdir,
-    spawn,
-    terminate,
-    wait_until,
-)
 
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "210987654321"
@@ -50,7 +42,6 @@ ECR_PASSWORD = f"{ACCOUNT}-auth-token"
 #: Any key works against the non-enforcing server; these are what pullguard finds in its environment.
 ACCESS_KEY = "AKIAPULLGUARDTESTKEY"
 SECRET_KEY = "pullguard-test-secret-key"
-_RUNNING = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")
 
 
 def _client(url: str, service: str, region: str) -> Any:
@@ -75,6 +66,8 @@ class MotoServer:
     def start(self) -> MotoServer:
         self._saved = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        # moto logs every request and a traceback per unimplemented action: keep test output readable.
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         _, self._port = self._server.get_host_and_port()
@@ -100,47 +93,16 @@ class MotoServer:
         """A boto3 client for seeding (retries off)."""
         return _client(self.url, service, region)
 
+    @contextmanager
+    def enforcing_auth(self) -> Iterator[None]:
+        """Authenticate every request while inside (unknown access keys are refused)."""
+        switch = f"{self.url}/moto-api/reset-auth"
+        httpx.post(switch, content=b"0", timeout=5.0, trust_env=False).raise_for_status()
+        try:
+            yield
+        finally:
+            httpx.post(switch, content=b"inf", timeout=5.0, trust_env=False)
+
     def endpoints(self, *services: str) -> dict[str, str]:
         """``aws.endpoints`` sending these services (default: all five) here."""
         return {s: self.url for s in services or ("ecr", "iam", "ec2", "sts", "eks")}
-
-
-class EnforcingMoto:
-    """``moto_server`` as a child process that authenticates every request."""
-
-    def __init__(self) -> None:
-        self._dir: Path | None = None
-        self._proc: Any = None
-        self._port = 0
-
-    def start(self) -> EnforcingMoto:
-        self._dir = make_workdir("moto")
-        log = self._dir / "moto.log"
-        env = clean_env(drop_prefixes=("AWS_", "MOTO_"))
-        env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
-        binary = str(Path(sys.executable).with_name("moto_server"))
-        self._proc = spawn([binary, "-H", "127.0.0.1", "-p", "0"], log, env=env)
-        proc = self._proc
-
-        def port() -> int | None:
-            found = _RUNNING.search(log.read_text(errors="replace"))
-            return int(found[1]) if found else None
-
-        got = wait_until(port, timeout=15.0, alive=lambda: proc.poll() is None)
-        if got is None:
-            tail = log_tail(log)
-            self.stop()
-            raise RuntimeError(f"moto_server did not start:\n{tail}")
-        self._port = got
-        return self
-
-    def stop(self) -> None:
-        terminate(self._proc)
-        self._proc = None
-        if self._dir is not None:
-            remove_workdir(self._dir)
-            self._dir = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"

@@ -92,6 +92,8 @@ def _not_found(f: Facts) -> tuple[str, str | None]:
     host = ref.domain if ref else "?"
     status = f" ({_status(f)})" if _status(f) else ""
     msg = f"{_what(f)} does not exist{status}; the registry {host} let {_who(f)} look and found nothing"
+    if f.observation_detail and f.identity is not None and f.identity.kind in _NODE_IDENTITY_KINDS:
+        msg = f"{_what(f)} does not exist{status}: {f.observation_detail}"  # the checker says who looked
     if f.suggestions:
         msg += f" — did you mean {', '.join(f.suggestions)}?"
         fix = f"use an existing tag, e.g. {ref.name if ref else ''}:{f.suggestions[0]}"

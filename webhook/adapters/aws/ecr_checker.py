@@ -298,13 +298,14 @@ class EcrChecker:
     async def _not_found(
         self, ref: ImageReference, host: EcrHost, attempt: PlannedAttempt, seen: Observation
     ) -> Observation:
+        looked = f"pullguard looked with its own AWS credentials and {ref.domain} has no such manifest"
         try:
             rule = matching_rule(await self._policies.cache_rules(host), ref.path)
         except AwsCallError as exc:
-            note = f"; the registry's pull-through cache rules could not be read ({exc.reason})"
-            return Observation("not-found", seen.status, seen.code, (seen.detail or "") + note, exists=False)
+            note = f" (the registry's pull-through cache rules could not be read: {exc.reason})"
+            return Observation("not-found", seen.status, seen.code, looked + note, exists=False)
         if rule is None:
-            return Observation("not-found", seen.status, seen.code, seen.detail, exists=False)
+            return Observation("not-found", seen.status, seen.code, looked, exists=False)
         exists = await self._repository_exists(host, ref.path)
         ptc = PullThrough(rule.prefix, rule.upstream, exists is not False)
         judgement, problem = await self._judge(ref, host, attempt, ptc)
