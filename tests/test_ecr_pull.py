@@ -329,7 +329,8 @@ def test_cross_account_repository_without_a_policy_grant_is_denied_with_the_stat
     assert result.exit_code == 1
     verdict = only_image(result)
     repo_arn = f"arn:aws:ecr:us-east-1:{OTHER_ACCOUNT}:repository/{name}"
-    sid = "PullByNgRo" + role.rsplit("-", 1)[-1]  # role ng-ro-<hex>
+    suffix = role.rsplit("-", 1)[-1]  # role ng-ro-<hex>: the Sid is PullBy + the name in CamelCase
+    sid = "PullByNgRo" + suffix[:1].upper() + suffix[1:]
     assert verdict["outcome"] == "forbidden"
     assert (
         f"{role} is not authorized to perform: {PULL} on resource: {repo_arn} because no resource-based "

@@ -33,7 +33,6 @@ def moto_session() -> Iterator[MotoServer]:
     try:
         yield server
     finally:
-        server.reset()
         server.stop()
 
 

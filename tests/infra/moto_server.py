@@ -6,7 +6,7 @@ Notes this builds on (research/test-infrastructure.md §4, moto 5.2.5):
   session. ``POST /moto-api/reset`` wipes it, but with managed policies loaded a reset plus the
   first IAM call after it cost 1.5–3 s (measured here), so tests do not reset per test: each
   names its roles, policies, repositories and clusters uniquely (``aws_names``) and never lists
-  what it did not create; the session resets once at start and at the end;
+  what it did not create;
 * ``MOTO_IAM_LOAD_MANAGED_POLICIES=true`` makes AWS managed policies such as
   ``AmazonEC2ContainerRegistryReadOnly`` / ``…PullOnly`` exist (moto reads it when a backend is
   created, so it is set before start and stays set for the session);

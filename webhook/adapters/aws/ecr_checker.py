@@ -22,6 +22,7 @@ evaluate) — each with the fix text in ``Observation.fix``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -135,8 +136,7 @@ class EcrChecker:
             return Observation(
                 "undetermined",
                 detail=f"{ref.domain} is not an ECR private registry host, although the ecr credential "
-                "provider's "
-                "matchImages cover it; pullguard cannot tell what the plugin will do",
+                "provider's matchImages cover it; pullguard cannot tell what the plugin will do",
                 fix="narrow cluster.credentialProviders matchImages to ECR hosts, or check this image by "
                 "hand",
             )
@@ -148,7 +148,10 @@ class EcrChecker:
                 fix="give pullguard working AWS credentials: an IRSA or EKS Pod Identity role for its "
                 "ServiceAccount in the cluster, AWS_* environment variables or a profile in CI",
             )
-        seen, own_problem = await self._existence(ref, token)
+        # Existence (pullguard's own view) and the node role's permission are independent: ask both at once.
+        (seen, own_problem), (judgement, problem) = await asyncio.gather(
+            self._existence(ref, token), self._judge(ref, host, attempt, None)
+        )
         if seen is not None and seen.result not in ("pullable", "unauthorized", "forbidden"):
             if seen.result == "not-found":
                 return await self._not_found(ref, host, attempt, seen)
@@ -160,7 +163,6 @@ class EcrChecker:
                 f"{': ' + seen.detail if seen.detail else ''}), so it cannot see whether the image exists; "
                 f"grant it {_OWN_GRANTS} on {repository_arn(host, ref.path)}"
             ).replace("( ", "(")
-        judgement, problem = await self._judge(ref, host, attempt, None)
         if judgement is None:
             detail = problem or "the node role is not known"
             if own_problem:
@@ -259,10 +261,12 @@ class EcrChecker:
         repository: str,
         pull_through: PullThrough | None,
     ) -> PullJudgement:
-        policies = await self._policies.role(role)
-        repo_policy = None
         if pull_through is None or pull_through.repository_exists:
-            repo_policy = await self._policies.repository_policy(host, repository)
+            policies, repo_policy = await asyncio.gather(
+                self._policies.role(role), self._policies.repository_policy(host, repository)
+            )
+        else:
+            policies, repo_policy = await self._policies.role(role), None
         return judge_pull(
             role,
             kind,

@@ -16,6 +16,7 @@ Everything is cached (TTL, single flight): one admission burst reads each role o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -108,18 +109,21 @@ class PolicyReader:
         if arn.split(":")[4:5] != [role.account] or arn.rsplit("/", 1)[-1].lower() != role.name.lower():
             own = arn.split(":")[4] if arn.count(":") >= 5 else "?"
             raise RoleUnreadableError(self._other_account(role, own))
+        boundary_arn = (found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
         try:
-            inline = await self._inline(role)
-            attached = await self._attached(role)
-            boundary = None
-            boundary_arn = (found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
-            if boundary_arn:
-                boundary = await self._managed_policy(str(boundary_arn), BOUNDARY, "permissions boundary")
+            inline, attached, boundary = await asyncio.gather(
+                self._inline(role),
+                self._attached(role),
+                self._boundary(str(boundary_arn) if boundary_arn else None),
+            )
         except AwsCallError as exc:
             raise RoleUnreadableError(self._unreadable(role, exc)) from None
         except PolicyError as exc:
             raise RoleUnreadableError(f"a policy of role {role.name} cannot be read: {exc.message}") from None
         return RolePolicies(role, tuple(inline + attached), boundary)
+
+    async def _boundary(self, arn: str | None) -> Policy | None:
+        return await self._managed_policy(arn, BOUNDARY, "permissions boundary") if arn else None
 
     @staticmethod
     def _other_account(role: RoleArn, own: str) -> str:
@@ -156,21 +160,22 @@ class PolicyReader:
 
     async def _inline(self, role: RoleArn) -> list[Policy]:
         names = await self._pages("list_role_policies", "PolicyNames", RoleName=role.name)
-        out = []
-        for name in names:
+
+        async def one(name: str) -> Policy:
             got = await self._aws.call("iam", "get_role_policy", RoleName=role.name, PolicyName=name)
             doc = _document(got.get("PolicyDocument"))
-            out.append(parse_policy(doc, f"inline policy {name} of role {role.name}", IDENTITY))
-        return out
+            return parse_policy(doc, f"inline policy {name} of role {role.name}", IDENTITY)
+
+        return list(await asyncio.gather(*(one(str(n)) for n in names)))
 
     async def _attached(self, role: RoleArn) -> list[Policy]:
         attached = await self._pages("list_attached_role_policies", "AttachedPolicies", RoleName=role.name)
-        out = []
-        for item in attached:
-            arn = str(item.get("PolicyArn") or "")
+
+        async def one(arn: str) -> Policy:
             owner = "AWS managed policy" if ":iam::aws:policy/" in arn else "managed policy"
-            out.append(await self._managed_policy(arn, IDENTITY, owner))
-        return out
+            return await self._managed_policy(arn, IDENTITY, owner)
+
+        return list(await asyncio.gather(*(one(str(i.get("PolicyArn") or "")) for i in attached)))
 
     async def _managed_policy(self, arn: str, kind: str, owner: str) -> Policy:
         return await self._managed.get((arn, kind), lambda: self._load_managed(arn, kind, owner))
