@@ -619,3 +619,48 @@ def test_bad_aws_configuration_is_refused_naming_the_key(
     )
     assert result.exit_code == 2
     assert f": {key}" in result.stderr
+
+
+def test_a_role_of_another_partition_cannot_authenticate_to_the_registry(
+    moto_aws: MotoServer, registry_ecr: RegistryProcess, repo: str, tmp_path: Path
+) -> None:
+    china = "arn:aws-cn:iam::123456789012:role/ng-cn"
+
+    result = check(
+        tmp_path, aws_config(moto_aws, registry_ecr, [node_group("ng-cn", china)]), pod("w", [image(repo)])
+    )
+
+    verdict = only_image(result)
+    assert (result.exit_code, verdict["outcome"]) == (1, "unauthorized")
+    assert f"role {china} is in partition aws-cn and {ecr_host()} in aws" in verdict["message"]
+
+
+@pytest.mark.parametrize(
+    ("managed", "code", "outcome"),
+    [
+        pytest.param([READ_ONLY], 3, "undetermined", id="node-may"),
+        pytest.param([], 1, "unauthorized", id="node-may-not"),
+    ],
+)
+def test_the_registry_refusing_pullguards_own_token_leaves_existence_open_but_not_the_node_roles_denial(
+    moto_aws: MotoServer,
+    aws_names: Any,
+    registry_ecr: RegistryProcess,
+    registry_htpasswd: RegistryProcess,
+    repo: str,
+    tmp_path: Path,
+    managed: list[str],
+    code: int,
+    outcome: str,
+) -> None:
+    role = make_role(moto_aws, aws_names("ng"), managed=managed)
+    config = aws_config(moto_aws, registry_ecr, [node_group("ng-a", role)])
+    config["aws"]["registryEndpoints"][ecr_host()] = registry_htpasswd.url  # knows no user AWS
+
+    result = check(tmp_path, config, pod("w", [image(repo)]))
+
+    verdict = only_image(result)
+    assert (result.exit_code, verdict["outcome"], verdict["exists"]) == (code, outcome, None)
+    if outcome == "undetermined":
+        assert f"but pullguard's own AWS identity may not read {repo} (401 UNAUTHORIZED" in verdict["message"]
+        assert verdict["fix"].startswith("grant pullguard's own AWS identity ecr:GetAuthorizationToken")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.infra.ecr_cache_rules import CacheRulesFront
 from tests.infra.iam_simulator import IamSimulator
 from tests.infra.moto_server import ACCESS_KEY, ECR_PASSWORD, REGION, SECRET_KEY, MotoServer
 from tests.infra.registry import RegistryProcess
@@ -78,3 +79,13 @@ def iam_simulator() -> Iterator[IamSimulator]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def cache_rules(moto_session: MotoServer) -> Iterator[CacheRulesFront]:
+    """An ``ecr`` endpoint answering DescribePullThroughCacheRules itself and the rest via moto."""
+    front = CacheRulesFront(moto_session.url).start()
+    try:
+        yield front
+    finally:
+        front.stop()

@@ -140,6 +140,9 @@ class EcrChecker:
                 fix="narrow cluster.credentialProviders matchImages to ECR hosts, or check this image by "
                 "hand",
             )
+        crossing = self._other_partition(ref, host, attempt)
+        if crossing is not None:
+            return crossing
         token = await self._own_token(host.region)
         if token.refused:
             return Observation(
@@ -181,6 +184,24 @@ class EcrChecker:
                 )
             return Observation("pullable", 200, digest=seen.digest, manifest=seen.manifest, exists=True)
         return self._judged(judgement, exists, own_problem if outcome == "undetermined" else None)
+
+    @staticmethod
+    def _other_partition(ref: ImageReference, host: EcrHost, attempt: PlannedAttempt) -> Observation | None:
+        """Credentials never cross partitions: an aws-cn role cannot get a token from a commercial ECR."""
+        ident = attempt.node_identity
+        role = parse_role_arn(ident.principal) if ident is not None else None
+        if role is None or role.partition == host.partition:
+            return None
+        return Observation(
+            "unauthorized",
+            401,
+            "UNAUTHORIZED",
+            f"role {role.arn} is in partition {role.partition} and {ref.domain} in {host.partition}: its "
+            "credentials cannot get an ECR token there, so kubelet pulls without credentials",
+            fix=f"pull from a registry in partition {role.partition} (replicate the image there), or run "
+            "these "
+            f"pods on nodes whose role is in partition {host.partition}",
+        )
 
     async def _existence(self, ref: ImageReference, token: _Token) -> tuple[Observation | None, str | None]:
         if token.credential is None:
