@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.infra.fixtures", "tests.support.gcp"]
+pytest_plugins = ["tests.infra.fixtures", "tests.infra.aws_fixtures", "tests.support.gcp"]

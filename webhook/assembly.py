@@ -7,14 +7,15 @@ shared by every check of a process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from webhook.adapters.aws import AwsClients, AwsOptions, EcrChecker, EcrOptions, EksNodeResolver
 from webhook.adapters.gcp import GcpChecker, GcpOptions, GkeCluster, GkeNodeResolver, GoogleApis
 from webhook.adapters.http import make_client
 from webhook.adapters.registry import RegistryClient, RegistryOptions
 from webhook.core.destinations import DestinationPolicy
 from webhook.engine import Engine, EngineOptions
-from webhook.ports import NodeIdentityResolver
+from webhook.ports import NodeIdentityChecker, NodeIdentityResolver
 from webhook.settings import Config
 
 
@@ -58,15 +59,26 @@ def gcp_options(config: Config) -> GcpOptions:
     )
 
 
+def aws_options(config: Config) -> AwsOptions:
+    return AwsOptions(
+        region=config.aws.region,
+        endpoints=dict(config.aws.endpoints),
+        timeout=config.timeouts.request_seconds,
+    )
+
+
 @dataclass
 class Assembly:
     engine: Engine
     registry: RegistryClient
-    #: Cloud adapters that map Node objects to pull identities (GKE when gcp.cluster is set).
-    resolvers: list[NodeIdentityResolver] = field(default_factory=list)
+    #: Cloud adapters that turn Node objects into pull identities (EKS; GKE when gcp.cluster is set).
+    resolvers: tuple[NodeIdentityResolver, ...] = ()
+    aws: AwsClients | None = None
 
     async def aclose(self) -> None:
         await self.registry.aclose()
+        if self.aws is not None:
+            self.aws.close()
 
 
 def build(config: Config) -> Assembly:
@@ -77,10 +89,15 @@ def build(config: Config) -> Assembly:
         ca_file=config.network.ca_file,
     )
     registry = RegistryClient(http, registry_options(config))
-    google = GoogleApis(gcp_options(config))  # clients and credentials are built on first use
-    engine = Engine(engine_options(config), registry=registry, checkers={"gcp": GcpChecker(google, registry)})
-    resolvers: list[NodeIdentityResolver] = []
+    aws = AwsClients(aws_options(config))  # boto3 clients and Google credentials are built on first use
+    google = GoogleApis(gcp_options(config))
+    ecr = EcrChecker(aws, registry, EcrOptions(policy_evaluation=config.aws.policy_evaluation))
+    checkers: dict[str, NodeIdentityChecker] = {"ecr": ecr, "gcp": GcpChecker(google, registry)}
+    resolvers: list[NodeIdentityResolver] = [
+        EksNodeResolver(aws, region=config.aws.region, cluster_name=config.aws.eks_cluster_name)
+    ]
     if config.gcp.cluster is not None:
         c = config.gcp.cluster
         resolvers.append(GkeNodeResolver(google, GkeCluster(c.project, c.location, c.name)))
-    return Assembly(engine, registry, resolvers)
+    engine = Engine(engine_options(config), registry=registry, checkers=checkers)
+    return Assembly(engine, registry, resolvers=tuple(resolvers), aws=aws)

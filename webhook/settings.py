@@ -220,6 +220,8 @@ class Aws(_Model):
     registry_endpoints: dict[str, str] = Field(default_factory=dict)
     #: "local": evaluate IAM and repository policies ourselves; "simulate": iam:SimulatePrincipalPolicy.
     policy_evaluation: Literal["local", "simulate"] = "local"
+    #: The EKS cluster whose Fargate profiles node discovery reads (else: from the instances' tags).
+    eks_cluster_name: Annotated[str, Field(pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")] | None = None
 
     @field_validator("endpoints")
     @classmethod

@@ -99,6 +99,8 @@ def _not_found(f: Facts) -> tuple[str, str | None]:
         )
         return msg, f"correct the repository name, or push {ref.pull_reference if ref else 'the image'}"
     msg = f"{_what(f)} does not exist{status}; the registry {host} let {_who(f)} look and found nothing"
+    if f.observation_detail and f.identity is not None and f.identity.kind in _NODE_IDENTITY_KINDS:
+        msg = f"{_what(f)} does not exist{status}: {f.observation_detail}"  # the checker says who looked
     if f.suggestions:
         msg += f" — did you mean {', '.join(f.suggestions)}?"
         fix = f"use an existing tag, e.g. {ref.name if ref else ''}:{f.suggestions[0]}"
@@ -107,6 +109,10 @@ def _not_found(f: Facts) -> tuple[str, str | None]:
     else:
         fix = f"push {ref.pull_reference if ref else 'the image'} or correct the tag"
     return msg, fix
+
+
+#: Identities a credential-provider checker answers for: its detail explains the refusal.
+_NODE_IDENTITY_KINDS = frozenset({"node-role", "fargate-role", "node-service-account"})
 
 
 def _who(f: Facts) -> str:
@@ -138,8 +144,12 @@ def _unauthorized(f: Facts) -> tuple[str, str | None]:
         public = (
             f"; the image is public, but kubelet never retries anonymously once a credential matched{failed}"
         )
-    detail = f" ({f.observation_detail})" if f.observation_detail else ""
-    msg = f"the registry rejected {ident.display}: {status}{detail}{public}"
+    if f.observation_detail and ident.kind in _NODE_IDENTITY_KINDS:
+        # A cloud checker explains the refusal in a sentence of its own (the missing IAM action).
+        msg = f"the registry rejected {ident.display}: {status}{public} — {f.observation_detail}"
+    else:
+        detail = f" ({f.observation_detail})" if f.observation_detail else ""
+        msg = f"the registry rejected {ident.display}: {status}{detail}{public}"
     if ident.kind == "pull-secret":
         fix = _secret_fix(ident, host)
         if f.visibility == "public":

@@ -116,7 +116,7 @@ def _exists(observations: Sequence[Sequence[Observation]], anonymous: Observatio
     every = [o for obs in observations for o in obs] + ([anonymous] if anonymous else [])
     if any(o.result == "pullable" or o.exists is True for o in every):
         return True
-    if any(o.result == "not-found" for o in every):
+    if any(o.result == "not-found" or o.exists is False for o in every):
         return False
     return None
 

@@ -1,0 +1,67 @@
+"""The AWS answers' cache: one load per key per TTL however many checks ask at once; failures not kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from webhook.adapters.aws._cache import Memo
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_concurrent_askers_share_one_load() -> None:
+    memo: Memo[str] = Memo(60.0, clock=Clock())
+    calls = []
+
+    async def load() -> str:
+        calls.append(1)
+        await asyncio.sleep(0.01)
+        return "policies"
+
+    async def burst() -> list[str]:
+        return list(await asyncio.gather(*(memo.get("role", load) for _ in range(50))))
+
+    assert asyncio.run(burst()) == ["policies"] * 50
+    assert len(calls) == 1
+
+
+def test_entries_expire_after_their_ttl_and_ttl_of_can_refuse_caching() -> None:
+    clock = Clock()
+    memo: Memo[int] = Memo(60.0, clock=clock)
+    counter = iter(range(100))
+
+    async def load() -> int:
+        return next(counter)
+
+    async def ask(key: str, ttl: float | None = None) -> int:
+        return await memo.get(key, load, (lambda _v: ttl) if ttl is not None else None)
+
+    assert asyncio.run(ask("a")) == 0
+    clock.now = 59.0
+    assert asyncio.run(ask("a")) == 0
+    clock.now = 61.0
+    assert asyncio.run(ask("a")) == 1
+    assert [asyncio.run(ask("b", ttl=0.0)) for _ in range(2)] == [2, 3]
+
+
+def test_a_failed_load_is_not_cached() -> None:
+    memo: Memo[str] = Memo(60.0, clock=Clock())
+    answers = iter([RuntimeError("throttled"), "ok"])
+
+    async def load() -> str:
+        item = next(answers)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(memo.get("k", load))
+    assert asyncio.run(memo.get("k", load)) == "ok"
