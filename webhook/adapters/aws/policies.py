@@ -70,7 +70,7 @@ class PolicyReader:
         self._aws = clients
         self._roles: Memo[RolePolicies] = Memo(ttl, clock=clock)
         self._managed: Memo[Policy] = Memo(max(ttl, 300.0), clock=clock)
-        self._repo_policies: Memo[Policy | None] = Memo(ttl, clock=clock)
+        self._repo_policies: Memo[str | None] = Memo(ttl, clock=clock)
         self._rules: Memo[tuple[CacheRule, ...]] = Memo(max(ttl, 300.0), clock=clock)
         self._account: Memo[str] = Memo(3600.0, clock=clock)
 
@@ -193,28 +193,15 @@ class PolicyReader:
     async def repository_policy(self, host: EcrHost, repository: str) -> Policy | None:
         """The repository policy, None when it has none; raises ``AwsCallError`` (kind ``not-found``
         when the repository itself does not exist) or ``PolicyError``."""
-        key = (host.account, host.region, repository)
-        return await self._repo_policies.get(key, lambda: self._load_repository_policy(host, repository))
-
-    async def _load_repository_policy(self, host: EcrHost, repository: str) -> Policy | None:
-        try:
-            got = await self._aws.call(
-                "ecr",
-                "get_repository_policy",
-                host.region,
-                registryId=host.account,
-                repositoryName=repository,
-            )
-        except AwsCallError as exc:
-            if exc.code == "RepositoryPolicyNotFoundException":
-                return None
-            raise
-        return parse_policy(
-            str(got.get("policyText") or "{}"), f"repository policy of {repository}", RESOURCE
-        )
+        text = await self.repository_policy_text(host, repository)
+        return parse_policy(text, f"repository policy of {repository}", RESOURCE) if text else None
 
     async def repository_policy_text(self, host: EcrHost, repository: str) -> str | None:
-        """The raw policy text (the simulator takes it as a string)."""
+        """The raw policy text, or None when the repository has none (cached; the simulator takes it raw)."""
+        key = (host.account, host.region, repository)
+        return await self._repo_policies.get(key, lambda: self._load_repository_policy_text(host, repository))
+
+    async def _load_repository_policy_text(self, host: EcrHost, repository: str) -> str | None:
         try:
             got = await self._aws.call(
                 "ecr",
