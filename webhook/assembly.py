@@ -7,12 +7,17 @@ shared by every check of a process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from webhook.adapters.http import make_client
+from webhook.adapters.kube import KubeCluster, NoCluster
 from webhook.adapters.registry import RegistryClient, RegistryOptions
 from webhook.core.destinations import DestinationPolicy
 from webhook.engine import Engine, EngineOptions
+from webhook.metrics import Metrics
+from webhook.nodeview import ClusterViews
+from webhook.ports import NodeIdentityChecker, NodeIdentityResolver
 from webhook.settings import Config
 
 
@@ -51,18 +56,57 @@ def registry_options(config: Config) -> RegistryOptions:
 class Assembly:
     engine: Engine
     registry: RegistryClient
+    #: Secrets, ServiceAccounts, Namespaces, Nodes: a live cluster, or ``NoCluster``.
+    cluster: KubeCluster | NoCluster = field(default_factory=NoCluster)
+    views: ClusterViews | None = None
 
     async def aclose(self) -> None:
         await self.registry.aclose()
+        self.cluster.close()
 
 
-def build(config: Config) -> Assembly:
-    """The engine with a registry client honouring the network guard, CA file and endpoints."""
+def connect_cluster(
+    config: Config,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    in_cluster: bool = False,
+    metrics: Metrics | None = None,
+) -> KubeCluster:
+    """The Kubernetes adapter (in-cluster, or a kubeconfig and context); ``ClusterReadError`` if unusable."""
+    hook = metrics.kube_request if metrics is not None else None
+    timeout = config.timeouts.request_seconds
+    if in_cluster:
+        return KubeCluster.in_cluster(request_timeout=timeout, on_request=hook)
+    return KubeCluster.from_kubeconfig(kubeconfig, context, request_timeout=timeout, on_request=hook)
+
+
+def build(
+    config: Config,
+    *,
+    cluster: KubeCluster | NoCluster | None = None,
+    resolvers: Sequence[NodeIdentityResolver] = (),
+    checkers: Mapping[str, NodeIdentityChecker] | None = None,
+    metrics: Metrics | None = None,
+) -> Assembly:
+    """The engine with a registry client honouring the network guard, CA file and endpoints.
+
+    ``cluster``: where Secrets, ServiceAccounts, Namespaces and Nodes come from (default: none).
+    ``resolvers``: cloud integrations that say which identity each Node pulls as (EKS, GKE);
+    ``checkers``: per credential-provider kind (``ecr``, ``gcp``), who answers for node identities.
+    """
     http = make_client(
         policy=destination_policy(config),
         timeout=config.timeouts.request_seconds,
         ca_file=config.network.ca_file,
     )
-    registry = RegistryClient(http, registry_options(config))
-    engine = Engine(engine_options(config), registry=registry)
-    return Assembly(engine, registry)
+    hook = metrics.registry_request if metrics is not None else None
+    registry = RegistryClient(http, registry_options(config), on_request=hook)
+    engine = Engine(engine_options(config), registry=registry, checkers=checkers)
+    source = cluster if cluster is not None else NoCluster()
+    nodes = source if isinstance(source, KubeCluster) else None
+    views = ClusterViews(config, nodes, resolvers)
+    if metrics is not None:
+        metrics.watch_stats("registry", lambda: engine.stats)
+        metrics.watch_stats("kube", lambda: source.stats)
+    return Assembly(engine, registry, source, views)
