@@ -31,9 +31,11 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import signal
 import socket
 import ssl
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,6 +291,18 @@ def _protocol(read_header_timeout: float, read_timeout: float) -> type[_TimedH11
     )
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its signal capture: ``Server.serve`` handles SIGTERM/SIGINT itself.
+
+    uvicorn re-raises a captured SIGTERM once it has stopped, which kills the process before the
+    caller can close its clients and exit 0; pullguard stops on the signal and returns instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket (port 0: any free port — read it back with ``getsockname``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -336,7 +350,7 @@ class Server:
             server_header=False,
             proxy_headers=False,
         )
-        self.uvicorn = uvicorn.Server(self.config)
+        self.uvicorn = _Uvicorn(self.config)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -352,10 +366,22 @@ class Server:
         return bool(self.uvicorn.started)
 
     def stop(self) -> None:
-        """Ask for a graceful stop (thread-safe: uvicorn polls the flag)."""
+        """Ask for a graceful stop (thread-safe: uvicorn polls the flag); a second call forces it."""
+        if self.uvicorn.should_exit:
+            self.uvicorn.force_exit = True
         self.uvicorn.should_exit = True
 
+    def _on_signal(self, signum: int) -> None:
+        log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
+        self.stop()
+
     async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        handled: list[signal.Signals] = []
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._on_signal, signum)
+                handled.append(signum)
         watcher = asyncio.ensure_future(self.certs.watch())
         log.info("listening", extra={"fields": {"url": self.url}})
         try:
@@ -364,3 +390,5 @@ class Server:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            for handled_signal in handled:
+                loop.remove_signal_handler(handled_signal)

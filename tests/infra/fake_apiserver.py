@@ -237,9 +237,14 @@ class FakeApiServer:
         assert self._server is not None, "start() first"
         return f"https://127.0.0.1:{self._server.server_address[1]}"
 
-    def write_kubeconfig(self, path: Path, context: str = "fake", token: str | None = None) -> Path:
-        """A kubeconfig (with a second, unreachable context ``down``) pointing at this server."""
-        ca_data = base64.b64encode(self.ca.cert_pem.bytes()).decode()
+    def write_kubeconfig(
+        self, path: Path, context: str = "fake", token: str | None = None, trust: trustme.CA | None = None
+    ) -> Path:
+        """A kubeconfig (with a second, unreachable context ``down``) pointing at this server.
+
+        ``trust``: the CA the kubeconfig trusts instead of this server's (a TLS failure).
+        """
+        ca_data = base64.b64encode((trust or self.ca).cert_pem.bytes()).decode()
         doc = {
             "apiVersion": "v1",
             "kind": "Config",

@@ -27,9 +27,8 @@ def _response(resp: Any, uid: str | None = None) -> dict[str, Any]:
 
 #: Without a cluster a Deployment's ServiceAccount cannot be read; the webhook says so.
 NO_SA = clip(
-    "pullguard: ServiceAccount shop/default could not be read (no Kubernetes API is configured (not running "
-    "in a cluster, no --kubeconfig)); its imagePullSecrets, which the API server copies into pods that list "
-    "none, are not known"
+    "pullguard: ServiceAccount shop/default could not be read (no Kubernetes API configured); its "
+    "imagePullSecrets, which the API server copies into pods that list none, are not known"
 )
 
 

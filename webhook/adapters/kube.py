@@ -26,6 +26,7 @@ import asyncio
 import functools
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -58,7 +59,7 @@ ERROR_TTL = 2.0
 NODE_PAGE = 500
 #: Cached objects at most (Secrets and ServiceAccounts of the namespaces seen recently).
 MAX_ENTRIES = 20000
-NO_CLUSTER = "no Kubernetes API is configured (not running in a cluster, no --kubeconfig)"
+NO_CLUSTER = "no Kubernetes API configured"
 
 T = TypeVar("T")
 #: on_request(resource, result, seconds): result is ok | not-found | forbidden | unauthorized |
@@ -108,7 +109,7 @@ def _map_errors(what: str, where: str, timeout: float) -> Iterator[None]:
             ) from None
         if status == 0:
             raise ClusterReadError(
-                f"cannot reach the API server at {where}: TLS failed ({detail.splitlines()[0][:120]})"
+                f"cannot reach the API server at {where}: TLS failed ({_tls(exc)})"
             ) from None
         raise ClusterReadError(
             f"the API server at {where} answered {status} reading {what}: {detail}", status=status
@@ -127,6 +128,10 @@ def _map_errors(what: str, where: str, timeout: float) -> Iterator[None]:
             raise ClusterReadError(
                 f"the API server at {where} did not answer reading {what} within {timeout:g}s"
             ) from None
+        if isinstance(reason, urllib3.exceptions.SSLError):
+            raise ClusterReadError(
+                f"cannot reach the API server at {where}: TLS failed ({_tls(reason)})"
+            ) from None
         raise ClusterReadError(f"the API server at {where} is unreachable ({_reason(reason)})") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise ClusterReadError(f"the API server at {where} is unreachable ({_reason(exc)})") from None
@@ -134,6 +139,15 @@ def _map_errors(what: str, where: str, timeout: float) -> Iterator[None]:
         raise ClusterReadError(
             f"the API server at {where} sent an unreadable answer for {what}: {str(exc)[:120]}"
         ) from None
+
+
+_SSL_REASON = re.compile(r"\[SSL: [A-Z0-9_]+\][^()'\"]*")
+
+
+def _tls(exc: BaseException) -> str:
+    """OpenSSL's own words ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: ...")."""
+    match = _SSL_REASON.search(str(exc))
+    return match.group(0).strip() if match else type(exc).__name__
 
 
 def _reason(exc: BaseException | None) -> str:

@@ -341,6 +341,16 @@ def resolve_mode(default: str, labels: Mapping[str, str] | None) -> tuple[str, s
 # -- UPDATE: which images changed ---------------------------------------------------------------
 
 
+def _within(prefix: str, field_path: str | None, message: str) -> tuple[str, str]:
+    """An object-relative problem named from the review: ``spec.x ...`` -> ``request.object.spec.x ...``."""
+    if not field_path:
+        return prefix, f"{prefix}: {message}"
+    where = f"{prefix}.{field_path}"
+    if message.startswith(field_path):
+        return where, f"{prefix}.{message}"
+    return where, f"{where}: {message}"
+
+
 def _pull_context(template: PodTemplate) -> tuple[Any, ...]:
     """What decides who pulls and where: if it changed, every image's answer may have changed."""
     return (
@@ -365,8 +375,8 @@ def unchanged_fields(
     try:
         old_template = extract(old, namespace, "admission")
     except InputError as exc:
-        where = f"request.oldObject.{exc.field}" if exc.field else "request.oldObject"
-        return BadReview(uid, where, f"{where}: {exc.message}")
+        where, message = _within("request.oldObject", exc.field, exc.message)
+        return BadReview(uid, where, message)
     try:
         new_template = extract(new, namespace, "admission")
     except InputError:
@@ -446,8 +456,8 @@ def respond(
     """The answer for a checked object in ``mode`` (enforce | warn | audit)."""
     invalid_object = next((f for f in verdict.findings if f.code == "invalid-object"), None)
     if invalid_object is not None:
-        where = f"request.object.{invalid_object.field}" if invalid_object.field else "request.object"
-        return invalid(uid, where, f"{where}: {invalid_object.message}")
+        where, message = _within("request.object", invalid_object.field, invalid_object.message)
+        return invalid(uid, where, message)
     if verdict.exempt:
         note = json.dumps({"allowed": True, "exempt": verdict.exempt}, separators=(",", ":"), sort_keys=True)
         return AdmissionResponse(uid, True, "skipped", audit={AUDIT_KEY: note, MODE_AUDIT_KEY: mode})
