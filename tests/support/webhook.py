@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
 import threading
 import time
@@ -28,6 +29,8 @@ from webhook.assembly import Assembly, build, connect_cluster
 from webhook.metrics import Metrics
 from webhook.server import CertificateSource, Server, bind
 from webhook.settings import parse_config
+
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
 @dataclass
@@ -49,7 +52,10 @@ class RunningWebhook:
         return ctx
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=self.ssl_context(), **kwargs)
+        """A client like the API server's: TLS verified with the CA, keep-alive, TCP_NODELAY (Go's
+        default; without it Nagle's algorithm and delayed ACKs add ~40 ms to every request)."""
+        transport = httpx.HTTPTransport(verify=self.ssl_context(), socket_options=NODELAY)
+        return httpx.Client(base_url=self.url, transport=transport, **kwargs)
 
     def review(
         self, review: Mapping[str, Any], *, timeout: str | None = None, client: httpx.Client | None = None

@@ -285,7 +285,8 @@ def _with_kind(obj: Mapping[str, Any], kind: str, group: str, version: str) -> M
     if obj.get("kind") and obj.get("apiVersion"):
         return obj
     out = dict(obj)
-    out.setdefault("kind", kind)
+    if not out.get("kind"):
+        out["kind"] = kind
     if not out.get("apiVersion"):
         out["apiVersion"] = f"{group}/{version}" if group else version
     return out
