@@ -213,6 +213,7 @@ def test_the_valid_base_review_is_checked(client: httpx.Client) -> None:
     assert [i["outcome"] for i in verdict["images"]] == ["refused-destination"] * 3
 
 
+@pytest.mark.timeout(120 + EXAMPLES // 100)  # ~3.5 ms an example; make fuzz runs 100,000
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

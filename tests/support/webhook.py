@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ import trustme
 from webhook.app import create_app, reviewer_for
 from webhook.assembly import Assembly, build, connect_cluster
 from webhook.metrics import Metrics
+from webhook.ports import NodeIdentityResolver
 from webhook.server import CertificateSource, Server, bind
 from webhook.settings import parse_config
 
@@ -91,6 +92,7 @@ def running_webhook(
     context: str | None = None,
     reload_interval: float = 10.0,
     read_header_timeout: float = 10.0,
+    resolvers: Sequence[NodeIdentityResolver] = (),
 ) -> Iterator[RunningWebhook]:
     cfg = parse_config(dict(config), "test-config")
     metrics = Metrics()
@@ -99,7 +101,7 @@ def running_webhook(
         if kubeconfig is not None
         else None
     )
-    assembly = build(cfg, cluster=cluster, metrics=metrics)
+    assembly = build(cfg, cluster=cluster, metrics=metrics, resolvers=resolvers)
     cert, key = (cert_dir / "tls.crt", cert_dir / "tls.key")
     if not cert.exists():
         write_cert(ca, cert_dir)

@@ -8,7 +8,7 @@ real ``kubernetes`` client through a kubeconfig, over HTTPS. Registries are the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from tests.infra.registry import RegistryProcess
 from tests.support.reviews import deployment, pod, review
 from tests.webhook.conftest import StartWebhook, loopback
 from webhook.core.admission import clip
+from webhook.core.nodes import NodeIdentities, NodeIdentity, NodeObject
 
 
 def _response(resp: Any) -> dict[str, Any]:
@@ -217,3 +218,45 @@ def test_node_platforms_discovered_from_the_cluster_decide_a_platform_mismatch(
         assert "linux/arm64" in response["status"]["message"]
     finally:
         nodes_api.stop()
+
+
+class _NodesToRoles:
+    """A NodeIdentityResolver as the EKS integration will be one: Node -> the role it pulls as.
+
+    Here the mapping is given; the real one reads providerID -> EC2 instance profile -> role.
+    """
+
+    def __init__(self, roles: dict[str, str]) -> None:
+        self.roles = roles
+        self.seen: list[str] = []
+
+    async def resolve(self, nodes: Sequence[NodeObject]) -> NodeIdentities:
+        self.seen = [n.name for n in nodes]
+        return NodeIdentities(by_node={n: NodeIdentity("node-role", arn) for n, arn in self.roles.items()})
+
+
+def test_node_identity_resolvers_plugged_into_the_composition_decide_who_pulls(
+    start_webhook: StartWebhook, test_ca: trustme.CA, tmp_path: Path
+) -> None:
+    role = "arn:aws:iam::111122223333:role/ng-general"
+    nodes_api = FakeApiServer(test_ca).start()
+    try:
+        nodes_api.add_node(
+            "ip-10-0-0-1", {"kubernetes.io/arch": "amd64", "eks.amazonaws.com/nodegroup": "general"}
+        )
+        nodes_api.add_namespace("shop")
+        resolver = _NodesToRoles({"ip-10-0-0-1": role})
+        webhook = start_webhook(
+            {}, kubeconfig=nodes_api.write_kubeconfig(tmp_path / "kc"), resolvers=[resolver]
+        )
+        image = "111122223333.dkr.ecr.us-east-1.amazonaws.com/shop/api:1.0"
+
+        response = _response(webhook.review(review(pod("web", "shop", [image]))))
+    finally:
+        nodes_api.stop()
+
+    assert resolver.seen == ["ip-10-0-0-1"]
+    verdict = _verdict(response)["images"][0]
+    # no ECR integration is configured yet: the node role is named, its answer is undetermined
+    assert verdict["identity"] == f"node-role:{role}"
+    assert verdict["outcome"] == "undetermined"

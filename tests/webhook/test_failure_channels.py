@@ -74,6 +74,11 @@ MALFORMED_REVIEWS = [
     pytest.param(
         _set("request.object.metadata", "x"), "request.object.metadata", id="metadata-not-an-object"
     ),
+    pytest.param(
+        _set("request.object.metadata.namespace", "kube-system"),
+        "request.object.metadata.namespace",
+        id="object-namespace-disagrees-with-the-request",
+    ),
     pytest.param(_set("request.operation", "PATCH"), "request.operation", id="unknown-operation"),
     pytest.param(_set("request.kind", _DELETE), "request.kind", id="kind-missing"),
     pytest.param(_set("request.kind.kind", ""), "request.kind.kind", id="kind-empty"),

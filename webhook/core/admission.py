@@ -245,7 +245,7 @@ def _parse_request(uid: str, request: Mapping[str, Any]) -> ReviewRequest | BadR
                 f"request.{key}",
                 f"request.{key} must be an object for {operation}, found {_type(value)}",
             )
-        problem = _object_problem(value, f"request.{key}", kind)
+        problem = _object_problem(value, f"request.{key}", kind, strings["namespace"])
         if problem is not None:
             return BadReview(uid, problem[0], problem[1])
         objects[key] = _with_kind(value, kind, str(gvk.get("group") or ""), str(gvk.get("version") or ""))
@@ -264,7 +264,9 @@ def _parse_request(uid: str, request: Mapping[str, Any]) -> ReviewRequest | BadR
     )
 
 
-def _object_problem(obj: Mapping[str, Any], where: str, kind: str) -> tuple[str, str] | None:
+def _object_problem(
+    obj: Mapping[str, Any], where: str, kind: str, namespace: str | None
+) -> tuple[str, str] | None:
     for key in ("apiVersion", "kind"):
         if key in obj and not isinstance(obj[key], str):
             return f"{where}.{key}", f"{where}.{key} must be a string, found {_type(obj[key])}"
@@ -277,6 +279,12 @@ def _object_problem(obj: Mapping[str, Any], where: str, kind: str) -> tuple[str,
         for key in ("name", "namespace", "generateName"):
             if meta.get(key) is not None and not isinstance(meta[key], str):
                 return f"{where}.metadata.{key}", f"{where}.metadata.{key} must be a string"
+        # The API server sets both; if they disagreed, which namespace's Secrets would apply?
+        if meta.get("namespace") and namespace and meta["namespace"] != namespace:
+            return (
+                f"{where}.metadata.namespace",
+                f"{where}.metadata.namespace is {meta['namespace']!r} but request.namespace is {namespace!r}",
+            )
     return None
 
 
