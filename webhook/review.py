@@ -276,7 +276,7 @@ class Reviewer:
                 for f in (verdict.findings if verdict is not None else ())
             ][:20],
             "warnings": len(response.warnings),
-            "timeout": timeout_param,
+            "timeout": timeout_param[:40] if timeout_param else None,
         }
         self._log(fields, started)
         self._count(

@@ -196,7 +196,10 @@ class CertificateSource:
     async def watch(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            self.check()
+            try:
+                self.check()
+            except Exception:  # the watcher must outlive any surprise; the old certificate serves on
+                log.exception("checking the serving certificate failed")
 
     def problem(self) -> str | None:
         """For ``/readyz``: None when a valid certificate serves, else why not."""
