@@ -1,32 +1,45 @@
-"""``pullguard`` (also ``kubectl-pullguard``): check manifests in CI, explain one image.
+"""``pullguard`` (also ``kubectl-pullguard``): check manifests in CI, explain one image, serve.
 
 A composition root: reads the configuration, builds adapters, hands them to the engine, renders
 the report and maps it to the exit codes of DESIGN 1.1 — 0 every image will pull, 1 at least one
 will not, 2 bad usage or bad input (the message names file, document and field), 3 nothing failed
 but something could not be determined (``--allow-unknown`` maps 3 to 0).
+
+``serve`` composes the webhook (DESIGN 1.2): configuration, certificates (a development one
+under ``.pullguard/`` when none is given), the Kubernetes adapter (in-cluster when running in a
+pod, a kubeconfig when asked, otherwise none — and then an unreadable pull secret is a finding),
+the engine, the app and the TLS server. ``certs`` writes a CA and serving certificate and prints
+the caBundle. ``check --kubeconfig/--context`` reads Secrets, ServiceAccounts and Nodes through
+the same Kubernetes adapter as the webhook.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from webhook.adapters.kube import KubeCluster, NoCluster
 from webhook.adapters.manifests import Document, read_inputs
 from webhook.adapters.stream_objects import StreamObjects
-from webhook.assembly import build, engine_options
+from webhook.assembly import build, connect_cluster, engine_options
 from webhook.core.ci_formats import Locator, render_ci
-from webhook.core.errors import InputError, PullguardError
+from webhook.core.errors import ClusterReadError, InputError, PullguardError
 from webhook.core.objects import secret_from_dict, service_account_from_dict
 from webhook.core.render import image_lines, render_text
 from webhook.core.verdict import ObjectVerdict, Report
 from webhook.engine import Engine
-from webhook.settings import Config, cluster_view, load_config
+from webhook.nodeview import ClusterViews
+from webhook.settings import Config, load_config
 
 EXIT_BAD_INPUT = 2
 
@@ -44,12 +57,16 @@ async def _check(
     *,
     offline: bool,
     exempt: bool = True,
+    cluster: KubeCluster | None = None,
 ) -> list[ObjectVerdict]:
-    """Run the engine once: offline without any registry client, online with the full assembly."""
+    """Run the engine once: offline without any registry client, online with the full assembly.
+
+    With a cluster, Nodes give the node groups (unless the configuration names them).
+    """
     options = engine_options(config)
     if not exempt:
         options = replace(options, exempt_namespaces=())
-    view = cluster_view(config, pods_admitted=False)
+    view = await ClusterViews(config, cluster).view(pods_admitted=False)
     if offline:
         return await Engine(options).check_many(
             objects, view, store, default_namespace=namespace, offline=True
@@ -123,11 +140,23 @@ def check(
         docs = read_inputs(list(paths) or ["-"])
     except PullguardError as exc:
         _fail(str(exc))
-    store = StreamObjects()
+    cluster: KubeCluster | None = None
+    if kubeconfig or context:
+        try:
+            cluster = connect_cluster(config, kubeconfig=kubeconfig, context=context)
+        except ClusterReadError as exc:
+            _fail(str(exc))
+    store = StreamObjects(fallback=cluster)
     _collect_objects(docs, namespace, store)
-    results = asyncio.run(
-        _check(config, [(d.obj, d.source) for d in docs], store, namespace, offline=offline)
-    )
+    try:
+        results = asyncio.run(
+            _check(
+                config, [(d.obj, d.source) for d in docs], store, namespace, offline=offline, cluster=cluster
+            )
+        )
+    finally:
+        if cluster is not None:
+            cluster.close()
     report = Report(tuple(results), offline=offline)
     _emit(report, output, docs)
     sys.exit(report.exit_code(allow_unknown or offline))
@@ -238,6 +267,133 @@ def explain(
             click.echo(f"! {f.field + ': ' if f.field else ''}{f.message}")
         click.echo("\n".join(image_lines(verdict, color=sys.stdout.isatty())))
     sys.exit(report.exit_code(allow_unknown=offline))
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 (a path)
+
+
+@cli.command()
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="configuration file (DESIGN 1.3)"
+)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0 in a pod)"
+)
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--tls-cert", type=click.Path(dir_okay=False), help="serving certificate (PEM), reloaded on change"
+)
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="its private key (PEM)")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="outside a cluster: read Secrets, ServiceAccounts, Namespaces, Nodes with this kubeconfig",
+)
+@click.option("--context", help="kubeconfig context")
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+)
+def serve(
+    config_path: str | None,
+    host: str,
+    port: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    log_level: str,
+) -> None:
+    """The admission webhook over HTTPS: POST /validate, /healthz, /readyz, /metrics."""
+    from webhook import logs
+    from webhook.app import create_app, reviewer_for
+    from webhook.certs import DEV_DIR, ensure_dev_certificate
+    from webhook.metrics import Metrics
+    from webhook.server import CertificateError, CertificateSource, Server, bind
+
+    logs.configure(log_level)
+    log = logging.getLogger("pullguard.serve")
+    try:
+        config = load_config(config_path)
+    except PullguardError as exc:
+        _fail(str(exc))
+    if bool(tls_cert) != bool(tls_key):
+        _fail("--tls-cert and --tls-key go together")
+    if not tls_cert or not tls_key:
+        issued, made = ensure_dev_certificate(Path(DEV_DIR))
+        tls_cert, tls_key = str(issued.cert), str(issued.key)
+        log.warning(
+            "DEVELOPMENT ONLY: serving a self-signed certificate; use --tls-cert/--tls-key in a cluster",
+            extra={"fields": {"cert": tls_cert, "ca": str(issued.ca_cert), "created": made}},
+        )
+    metrics = Metrics()
+    cluster: KubeCluster | NoCluster
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.isfile(SERVICE_ACCOUNT_TOKEN)
+    try:
+        if kubeconfig or context:
+            cluster = connect_cluster(config, kubeconfig=kubeconfig, context=context, metrics=metrics)
+        elif in_cluster:
+            cluster = connect_cluster(config, in_cluster=True, metrics=metrics)
+        else:
+            cluster = NoCluster()
+    except ClusterReadError as exc:
+        _fail(str(exc))
+    log.info("cluster access", extra={"fields": {"apiServer": cluster.where, "inCluster": in_cluster}})
+    certs = CertificateSource(tls_cert, tls_key, on_reload=metrics.certificate_reload)
+    try:
+        certs.load()
+        sock = bind(host, port)
+    except CertificateError as exc:
+        _fail(f"cannot serve: {exc}")
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    assembly = build(config, cluster=cluster, metrics=metrics)
+    app = create_app(reviewer_for(config, assembly, metrics), metrics, certs.problem)
+    server = Server(app, certs, sock)
+
+    async def run() -> None:
+        try:
+            await server.serve()
+        finally:
+            await assembly.aclose()
+            log.info("stopped")
+
+    asyncio.run(run())
+
+
+@cli.command()
+@click.option("--service", required=True, help="the webhook's Service name")
+@click.option("--namespace", required=True, help="the Service's namespace")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="directory to write")
+@click.option(
+    "--days", default=365, show_default=True, type=click.IntRange(1, 3650), help="serving cert validity"
+)
+@click.option(
+    "--new-ca", is_flag=True, help="make a new CA even if DIR has a usable one (changes the caBundle)"
+)
+def certs(service: str, namespace: str, out_dir: str, days: int, new_ca: bool) -> None:
+    """A CA and a serving certificate for SERVICE.NAMESPACE.svc; prints the caBundle.
+
+    Run it again with the same --out to rotate the serving certificate: the CA is kept, so the
+    caBundle stays the same.
+    """
+    from webhook.certs import service_names, write_certificates
+
+    for option, value in (("--service", service), ("--namespace", namespace)):
+        if not _DNS_LABEL.match(value):
+            _fail(f"{option} {value!r} is not a DNS label (lowercase letters, digits and '-', at most 63)")
+    try:
+        issued = write_certificates(
+            Path(out_dir), service_names(service, namespace), new_ca=new_ca, days=days
+        )
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot write certificates to {out_dir}: {exc}")
+    click.echo(
+        f"pullguard: wrote {issued.cert} and {issued.key} for {', '.join(issued.names)}, signed by "
+        f"{'a new' if issued.new_ca else 'the existing'} CA {issued.ca_cert}; the caBundle follows",
+        err=True,
+    )
+    click.echo(issued.ca_bundle)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

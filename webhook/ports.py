@@ -7,7 +7,7 @@ real adapters against local servers and nothing patches our own functions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from webhook.core.assess import Observation
@@ -22,6 +22,12 @@ class SecretSource(Protocol):
     async def get_secret(self, namespace: str, name: str) -> SecretResult: ...
 
     async def get_service_account(self, namespace: str, name: str) -> AccountResult: ...
+
+
+class NamespaceSource(Protocol):
+    """A Namespace's labels (``pullguard.io/mode``); None when it does not exist."""
+
+    async def namespace_labels(self, name: str) -> Mapping[str, str] | Unavailable | None: ...
 
 
 class RegistryProbe(Protocol):

@@ -1,0 +1,267 @@
+"""A wire-level fake of the Kubernetes API server's read endpoints, over real HTTPS.
+
+No real API server can run here: there is no kube-apiserver or envtest binary in Debian, PyPI or
+npm (research/test-infrastructure.md §6), and etcd alone is not an API server. So this is the one
+fake the standards allow — at the HTTP level only: the real ``kubernetes`` client reaches it
+through a kubeconfig (``certificate-authority-data`` + bearer token), exactly as it reaches a
+cluster, and pullguard's adapter is exercised unchanged.
+
+It serves what pullguard reads, in the API server's wire format:
+
+* ``GET /api/v1/namespaces/{ns}/secrets/{name}``, ``.../serviceaccounts/{name}``,
+  ``GET /api/v1/namespaces/{name}`` and ``GET /api/v1/nodes`` (``limit``/``continue`` paging);
+* ``metav1.Status`` errors: 404 NotFound, 403 Forbidden (the API server's own message shape,
+  naming user, verb, resource and namespace) for resources a test forbids, 401 for a wrong token;
+* a ``delay`` to play a slow API server.
+
+Every request is recorded (method, path, query) so tests can assert what was read — and what
+was not (another namespace's Secrets).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+import yaml
+
+TOKEN = "fake-apiserver-token"
+USER = "system:serviceaccount:pullguard:pullguard"
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+    query: Mapping[str, list[str]]
+
+
+def _status(code: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "details": dict(details or {}),
+        "code": code,
+    }
+
+
+class FakeApiServer:
+    """Start with ``start()``; point a kubeconfig at it with ``write_kubeconfig()``."""
+
+    def __init__(self, ca: trustme.CA, token: str = TOKEN) -> None:
+        self.ca = ca
+        self.token = token
+        self._objects: dict[str, dict[str, Any]] = {}
+        self._nodes: list[dict[str, Any]] = []
+        self._forbidden: set[tuple[str, str | None]] = set()
+        self._lock = threading.Lock()
+        self.requests: list[Seen] = []
+        self.delay = 0.0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- fixtures -------------------------------------------------------------------------------
+
+    def add_secret(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, bytes],
+        type_: str = "kubernetes.io/dockerconfigjson",
+    ) -> None:
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{namespace}-{name}"},
+            "type": type_,
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+        self._put(f"/api/v1/namespaces/{namespace}/secrets/{name}", doc)
+
+    def add_pull_secret(self, namespace: str, name: str, server: str, username: str, password: str) -> None:
+        auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+        config = json.dumps({"auths": {server: {"auth": auth}}}).encode()
+        self.add_secret(namespace, name, {".dockerconfigjson": config})
+
+    def add_service_account(self, namespace: str, name: str, pull_secrets: Sequence[str] = ()) -> None:
+        doc = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": namespace},
+            "imagePullSecrets": [{"name": n} for n in pull_secrets],
+        }
+        self._put(f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}", doc)
+
+    def add_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name, **(labels or {})}},
+        }
+        self._put(f"/api/v1/namespaces/{name}", doc)
+
+    def add_node(self, name: str, labels: Mapping[str, str], provider_id: str = "") -> None:
+        with self._lock:
+            self._nodes.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {"name": name, "labels": dict(labels)},
+                    "spec": {"providerID": provider_id} if provider_id else {},
+                    "status": {"nodeInfo": {"operatingSystem": "linux"}},
+                }
+            )
+
+    def forbid(self, resource: str, namespace: str | None = None) -> None:
+        """Answer 403 for ``resource`` (secrets, serviceaccounts, namespaces, nodes) in ``namespace``."""
+        with self._lock:
+            self._forbidden.add((resource, namespace))
+
+    def reads(self, resource: str) -> list[str]:
+        """Paths of the GETs of ``resource`` seen so far."""
+        with self._lock:
+            return [s.path for s in self.requests if f"/{resource}" in s.path]
+
+    def _put(self, path: str, doc: dict[str, Any]) -> None:
+        with self._lock:
+            self._objects[path] = doc
+
+    # -- serving --------------------------------------------------------------------------------
+
+    def _answer(self, method: str, raw_path: str, auth: str | None) -> tuple[int, dict[str, Any]]:
+        parts = urlsplit(raw_path)
+        query = parse_qs(parts.query)
+        path = parts.path.rstrip("/")
+        with self._lock:
+            self.requests.append(Seen(method, path, query))
+        if self.delay:
+            time.sleep(self.delay)
+        if auth != f"Bearer {self.token}":
+            return 401, _status(401, "Unauthorized", "Unauthorized")
+        if method != "GET":
+            return 405, _status(405, "MethodNotAllowed", "the fake API server only serves GET")
+        segments = path.split("/")
+        # /api/v1/namespaces/{ns}/{resource}/{name} | /api/v1/namespaces/{name} | /api/v1/nodes
+        if path == "/api/v1/nodes":
+            return self._nodes_page(query)
+        if len(segments) == 7 and segments[3] == "namespaces":
+            namespace, resource, name = segments[4], segments[5], segments[6]
+        elif len(segments) == 5 and segments[3] == "namespaces":
+            namespace, resource, name = None, "namespaces", segments[4]
+        else:
+            return 404, _status(404, "NotFound", "the server could not find the requested resource")
+        with self._lock:
+            forbidden = (resource, namespace) in self._forbidden or (resource, None) in self._forbidden
+            doc = self._objects.get(path)
+        if forbidden:
+            where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+            message = (
+                f'{resource} "{name}" is forbidden: User "{USER}" cannot get resource "{resource}" '
+                f'in API group ""{where}'
+            )
+            return 403, _status(403, "Forbidden", message, {"name": name, "kind": resource})
+        if doc is None:
+            return 404, _status(
+                404, "NotFound", f'{resource} "{name}" not found', {"name": name, "kind": resource}
+            )
+        return 200, doc
+
+    def _nodes_page(self, query: Mapping[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            if ("nodes", None) in self._forbidden:
+                message = (
+                    f'nodes is forbidden: User "{USER}" cannot list resource "nodes" in API group "" '
+                    "at the cluster scope"
+                )
+                return 403, _status(403, "Forbidden", message, {"kind": "nodes"})
+            nodes = list(self._nodes)
+        limit = int(query.get("limit", ["0"])[0] or 0) or len(nodes) or 1
+        start = int(query.get("continue", ["0"])[0] or 0)
+        page = nodes[start : start + limit]
+        more = start + limit < len(nodes)
+        meta: dict[str, Any] = {"resourceVersion": "1"}
+        if more:
+            meta["continue"] = str(start + limit)
+        return 200, {"apiVersion": "v1", "kind": "NodeList", "metadata": meta, "items": page}
+
+    def start(self) -> FakeApiServer:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                status, doc = fake._answer("GET", self.path, self.headers.get("Authorization"))
+                body = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="fake-apiserver", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() first"
+        return f"https://127.0.0.1:{self._server.server_address[1]}"
+
+    def write_kubeconfig(
+        self, path: Path, context: str = "fake", token: str | None = None, trust: trustme.CA | None = None
+    ) -> Path:
+        """A kubeconfig (with a second, unreachable context ``down``) pointing at this server.
+
+        ``trust``: the CA the kubeconfig trusts instead of this server's (a TLS failure).
+        """
+        ca_data = base64.b64encode((trust or self.ca).cert_pem.bytes()).decode()
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "fake", "cluster": {"server": self.url, "certificate-authority-data": ca_data}},
+                # 127.0.0.1:9 (discard): nothing listens there; the connection is refused.
+                {
+                    "name": "down",
+                    "cluster": {"server": "https://127.0.0.1:9", "certificate-authority-data": ca_data},
+                },
+            ],
+            "users": [{"name": "pullguard", "user": {"token": token or self.token}}],
+            "contexts": [
+                {"name": context, "context": {"cluster": "fake", "user": "pullguard"}},
+                {"name": "down", "context": {"cluster": "down", "user": "pullguard"}},
+            ],
+            "current-context": context,
+        }
+        path.write_text(yaml.safe_dump(doc))
+        return path

@@ -1,0 +1,123 @@
+"""The planner's view of the nodes: from configuration, or discovered from Node objects.
+
+``cluster.nodeGroups`` in the configuration wins (the operator said what the nodes are). Without
+it, and with a cluster to ask, the Nodes are read (``NodeSource``), every configured
+``NodeIdentityResolver`` (the EKS and GKE integrations) says which identity each node pulls as,
+and ``core.nodes.groups_from_nodes`` turns them into node groups — so a pod with a nodeSelector
+for arm64 is checked against the arm64 nodes' platform and identity. Without nodes (no cluster,
+no RBAC, an empty list) the view falls back to ``cluster.platforms``, and a failure to read them
+is a finding, not a crash. The view is rebuilt at most every ``ttl`` seconds.
+
+This module composes ports only; it never imports an adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from webhook.core.findings import Finding
+from webhook.core.identity import ClusterView, Unavailable
+from webhook.core.nodes import NodeGroup, NodeIdentities, NodeIdentity, NodeObject, groups_from_nodes
+from webhook.ports import NodeIdentityResolver, NodeSource
+from webhook.settings import Config, cluster_view
+
+log = logging.getLogger("pullguard.nodes")
+
+VIEW_TTL = 30.0
+
+
+def merge_identities(answers: Sequence[NodeIdentities]) -> NodeIdentities:
+    """Several resolvers' answers as one: the first resolver that knows a node wins."""
+    by_node: dict[str, NodeIdentity] = {}
+    extra: list[NodeGroup] = []
+    findings: list[Finding] = []
+    for answer in answers:
+        for node, identity in answer.by_node.items():
+            by_node.setdefault(node, identity)
+        extra.extend(answer.extra_groups)
+        findings.extend(answer.findings)
+    return NodeIdentities(by_node=by_node, extra_groups=tuple(extra), findings=tuple(findings))
+
+
+class ClusterViews:
+    """``await views.view(pods_admitted=...)``: the current ``ClusterView``, cached."""
+
+    def __init__(
+        self,
+        config: Config,
+        nodes: NodeSource | None = None,
+        resolvers: Sequence[NodeIdentityResolver] = (),
+        *,
+        ttl: float = VIEW_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.nodes = nodes
+        self.resolvers = tuple(resolvers)
+        self.ttl = ttl
+        self._clock = clock
+        self._cached: tuple[float, tuple[NodeGroup, ...] | None, tuple[Finding, ...]] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def discovers(self) -> bool:
+        return self.nodes is not None and not self.config.cluster.node_groups
+
+    async def view(self, *, pods_admitted: bool) -> ClusterView:
+        groups, findings = await self._groups()
+        base = cluster_view(self.config, pods_admitted=pods_admitted, groups=groups)
+        if not findings:
+            return base
+        return replace(base, extra_findings=base.extra_findings + findings)
+
+    async def _groups(self) -> tuple[tuple[NodeGroup, ...] | None, tuple[Finding, ...]]:
+        if not self.discovers:
+            return None, ()
+        cached = self._cached
+        if cached is not None and cached[0] > self._clock():
+            return cached[1], cached[2]
+        async with self._lock:
+            cached = self._cached
+            if cached is not None and cached[0] > self._clock():
+                return cached[1], cached[2]
+            groups, findings = await self._discover()
+            self._cached = (self._clock() + self.ttl, groups, findings)
+            return groups, findings
+
+    async def _discover(self) -> tuple[tuple[NodeGroup, ...] | None, tuple[Finding, ...]]:
+        assert self.nodes is not None
+        nodes = await self.nodes.nodes()
+        if isinstance(nodes, Unavailable):
+            return None, (
+                Finding(
+                    "nodes-unreadable",
+                    None,
+                    f"the cluster's Nodes could not be read ({nodes.reason}); platforms come from "
+                    "cluster.platforms and node identities are not known",
+                ),
+            )
+        if not nodes:
+            return None, ()
+        identities = merge_identities([await self._resolve(r, nodes) for r in self.resolvers])
+        groups, findings = groups_from_nodes(nodes, identities)
+        return (groups or None), findings
+
+    @staticmethod
+    async def _resolve(resolver: NodeIdentityResolver, nodes: Sequence[NodeObject]) -> NodeIdentities:
+        try:
+            return await resolver.resolve(nodes)
+        except Exception as exc:  # an integration's bug must not take admission down
+            log.exception("node identity resolver %s failed", type(resolver).__name__)
+            return NodeIdentities(
+                findings=(
+                    Finding(
+                        "node-identity-unresolved",
+                        None,
+                        f"{type(resolver).__name__} could not resolve node identities ({type(exc).__name__})",
+                    ),
+                )
+            )
