@@ -66,17 +66,24 @@ async def _check(
     options = engine_options(config)
     if not exempt:
         options = replace(options, exempt_namespaces=())
-    view = await ClusterViews(config, cluster).view(pods_admitted=False)
     if offline:
+        # Offline contacts no registry and no cloud API: Nodes give platforms only.
+        view = await ClusterViews(config, cluster).view(pods_admitted=False)
         return await Engine(options).check_many(
             objects, view, store, default_namespace=namespace, offline=True
         )
-    assembly = build(config)
+    # The cluster's Nodes, resolved by the cloud integrations (EKS roles, GKE node SAs), give the
+    # node groups, exactly as the webhook sees them. The adapter is closed by the caller.
+    assembly = build(config, cluster=cluster)
     assembly.engine.options = options
     try:
+        assert assembly.views is not None
+        view = await assembly.views.view(pods_admitted=False)
         return await assembly.engine.check_many(objects, view, store, default_namespace=namespace)
     finally:
-        await assembly.aclose()
+        await assembly.registry.aclose()
+        if assembly.clouds is not None:
+            assembly.clouds.close()
 
 
 def _collect_objects(docs: Sequence[Document], namespace: str, store: StreamObjects) -> None:

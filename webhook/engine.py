@@ -194,11 +194,11 @@ class Engine:
         for task in pending:
             task.cancel()
         out: list[ImageVerdict] = []
-        budget = self.options.deadline_seconds
         for plan, task in zip(plans, tasks, strict=True):
             if task not in done or task.cancelled():
                 self.stats["deadline_exceeded"] += 1
-                detail = f"the check did not finish within its {budget:g}s deadline"
+                # The budget actually left: the API server's ?timeout= may cut it below deadlineSeconds.
+                detail = f"no answer within the {remaining:.1f}s left of the check's deadline"
                 out.append(self._unanswered(plan, "timeout", detail))
             elif (error := task.exception()) is not None:
                 # A bug must not pass for a slow registry: say what broke (never a credential: the

@@ -14,8 +14,10 @@ apiserver ``webhook/request/admissionreview.go`` ``VerifyAdmissionResponse``): s
 ``status`` is a ``metav1.Status``; ``warnings`` should stay within 120 characters each; and
 ``auditAnnotations`` keys must not contain ``/`` — the dispatcher prefixes them with the webhook
 name (``validating/dispatcher.go``: ``key := h.Name + "/" + k``) and ``checkKeyFormat`` drops a
-key with two slashes. So the key sent is ``verdict``; a webhook named ``validate.pullguard.io``
-shows it in the audit log as ``validate.pullguard.io/verdict``.
+key with two slashes. So the verdict is sent twice: as ``verdict``, which a webhook named
+``validate.pullguard.io`` shows in the audit log as ``validate.pullguard.io/verdict``, and as
+``pullguard.io/verdict``, the key DESIGN 1.2 promises to readers of the AdmissionReview response
+(the API server logs a warning and drops that one from the audit log).
 
 Modes (DESIGN 4): enforce denies (code 403, one message with every failing image's four answers
 and fix), warn allows with one kubectl warning per failing image, audit allows with the audit
@@ -46,6 +48,8 @@ LEGACY_API_VERSION = "admission.k8s.io/v1beta1"
 KIND = "AdmissionReview"
 #: The response's audit annotation key; the API server stores it as ``<webhook name>/verdict``.
 AUDIT_KEY = "verdict"
+#: DESIGN 1.2's key, in every response too (the API server keeps only single-slash keys, see above).
+CONTRACT_AUDIT_KEY = "pullguard.io/verdict"
 MODE_AUDIT_KEY = "mode"
 MODE_LABEL = "pullguard.io/mode"
 MODES = ("enforce", "warn", "audit")
@@ -141,7 +145,10 @@ class AdmissionResponse:
         if self.warnings:
             response["warnings"] = list(self.warnings)
         if self.audit:
-            response["auditAnnotations"] = dict(self.audit)
+            annotations = dict(self.audit)
+            if AUDIT_KEY in annotations:
+                annotations[CONTRACT_AUDIT_KEY] = annotations[AUDIT_KEY]
+            response["auditAnnotations"] = annotations
         return {"apiVersion": self.api_version, "kind": KIND, "response": response}
 
 

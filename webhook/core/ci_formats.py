@@ -23,7 +23,7 @@ from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
 from webhook.core.findings import Finding
-from webhook.core.render import exists_answer, identity_answer, permission_answer, visibility_answer
+from webhook.core.render import identity_answer, image_summary
 from webhook.core.verdict import ImageVerdict, ObjectVerdict, Report
 
 __all__ = ["FORMATS", "Locator", "render_ci", "render_github", "render_junit", "render_sarif"]
@@ -59,20 +59,6 @@ def _severity(image: ImageVerdict) -> str | None:
     if image.unknown and image.checked:
         return "warning"
     return None
-
-
-def _image_text(image: ImageVerdict) -> str:
-    parts = [
-        f"{image.image}: {image.outcome}.",
-        f"exists: {exists_answer(image)};",
-        f"visibility: {visibility_answer(image)};",
-        f"identity: {identity_answer(image)};",
-        f"permitted: {permission_answer(image)}.",
-        image.message + ".",
-    ]
-    if image.fix:
-        parts.append(f"Fix: {image.fix}.")
-    return " ".join(parts)
 
 
 def _finding_level(f: Finding) -> str:
@@ -112,7 +98,7 @@ def render_sarif(report: Report, locate: Locator) -> str:
                 "ruleId": rid,
                 "ruleIndex": rule(rid, _RULE_TEXT.get(rid, rid)),
                 "level": level,
-                "message": {"text": f"{obj.object.display} {image.field}: {_image_text(image)}"},
+                "message": {"text": f"{obj.object.display} {image.field}: {image_summary(image)}"},
                 "locations": [location(obj, image.field)],
                 "properties": {"reference": image.reference, "identity": identity_answer(image)},
             }
@@ -172,7 +158,7 @@ def render_github(report: Report, locate: Locator) -> str:
                 continue
             path, line = locate(obj.object.source, image.field)
             title = f"pullguard: {image.outcome} ({obj.object.display})"
-            lines.append(_command(level, _image_text(image), path, line, title))
+            lines.append(_command(level, image_summary(image), path, line, title))
         for f in obj.findings:
             path, line = locate(obj.object.source, f.field)
             kind = "error" if f.severity == "error" else ("notice" if f.severity == "info" else "warning")
@@ -202,7 +188,7 @@ def render_junit(report: Report, locate: Locator) -> str:
                 name=f"{image.container or image.field} {image.image}",
                 file=path,
             )
-            text = _image_text(image)
+            text = image_summary(image)
             if image.failed:
                 counts["failures"] += 1
                 ET.SubElement(case, "failure", message=image.message, type=image.outcome).text = text

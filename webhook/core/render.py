@@ -154,13 +154,23 @@ def render_text(report: Report, color: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def _one_line(image: ImageVerdict) -> str:
+def _sentence(text: str) -> str:
+    """``text`` ending in one full stop ("did you mean 1.4.2?" keeps its question mark)."""
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def image_summary(image: ImageVerdict) -> str:
+    """One paragraph: the image, its outcome, the four answers, why, and the fix (CI and denials)."""
     return (
-        f"{image.field} {image.image}: {image.outcome}. exists: {exists_answer(image)}; "
+        f"{image.image}: {image.outcome}. exists: {exists_answer(image)}; "
         f"visibility: {image.visibility}; identity: {identity_answer(image)}; "
-        f"permitted: {permission_answer(image)}. {image.message}."
-        + (f" Fix: {image.fix}." if image.fix else "")
+        f"permitted: {permission_answer(image)}. {_sentence(image.message)}"
+        + (f" Fix: {_sentence(image.fix)}" if image.fix else "")
     )
+
+
+def _one_line(image: ImageVerdict) -> str:
+    return f"{image.field} {image_summary(image)}"
 
 
 def denial_message(
@@ -195,7 +205,7 @@ def finding_warning(f: Finding) -> str:
 
 
 def audit_annotation(result: ObjectVerdict) -> str:
-    """Compact JSON for ``auditAnnotations["pullguard.io/verdict"]`` (no credentials, bounded)."""
+    """Compact JSON for the ``verdict`` audit annotations (no credentials, bounded)."""
     doc = {
         "allowed": result.allowed,
         "images": [
