@@ -145,10 +145,8 @@ class AdmissionResponse:
         if self.warnings:
             response["warnings"] = list(self.warnings)
         if self.audit:
-            annotations = dict(self.audit)
-            if AUDIT_KEY in annotations:
-                annotations[CONTRACT_AUDIT_KEY] = annotations[AUDIT_KEY]
-            response["auditAnnotations"] = annotations
+            contract = {CONTRACT_AUDIT_KEY: self.audit[AUDIT_KEY]} if AUDIT_KEY in self.audit else {}
+            response["auditAnnotations"] = {**contract, **self.audit}
         return {"apiVersion": self.api_version, "kind": KIND, "response": response}
 
 
