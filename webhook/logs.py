@@ -16,6 +16,12 @@ from typing import Any
 
 _RESERVED = frozenset({"ts", "level", "logger", "msg"})
 
+#: HTTP client libraries log whole request URLs (httpx at INFO, urllib3/botocore at DEBUG). A
+#: redirect to a presigned blob URL carries credentials in its query string (ECR's S3 and GCS
+#: redirects: X-Amz-Security-Token, X-Goog-Signature), so these loggers stay at WARNING whatever
+#: ``--log-level`` says (DESIGN 5: never log a credential).
+QUIET_LIBRARIES = ("httpx", "httpcore", "hpack", "h2", "urllib3", "botocore", "boto3", "google", "kubernetes")
+
 
 class JsonFormatter(logging.Formatter):
     """``{"ts": "2026-01-02T03:04:05.678Z", "level": "info", "logger": ..., "msg": ..., ...}``."""
@@ -46,6 +52,8 @@ def configure(level: str = "info") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
