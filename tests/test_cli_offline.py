@@ -118,14 +118,22 @@ def test_bad_config_exits_2_naming_every_key(tmp_path: Path) -> None:
         assert needle in r.stderr
 
 
-def test_malformed_workload_is_a_verdict_naming_the_field() -> None:
+def test_malformed_workloads_are_bad_input_naming_file_document_and_field() -> None:
     docs = manifests(
-        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": "nginx"}}
+        pod("ok", ["nginx"]),
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": "nginx"}},
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "q"},
+            "spec": {"containers": [{"image": 42}]},
+        },
     )
     r = run(["check", "--offline", "--output", "json", "-"], stdin=docs)
-    assert r.exit_code == 1
-    finding = r.json["results"][0]["findings"][0]
-    assert (finding["code"], finding["field"]) == ("invalid-object", "spec.containers")
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    assert "pullguard: -#2: spec.containers must be a list" in r.stderr
+    assert "pullguard: -#3: spec.containers[0].image must be a string" in r.stderr
 
 
 def test_kind_list_and_directories_are_read(tmp_path: Path) -> None:

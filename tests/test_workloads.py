@@ -133,6 +133,43 @@ def test_missing_image_is_an_error_finding_naming_the_field() -> None:
         pytest.param(
             {"containers": [], "nodeSelector": {"a": 1}}, 'spec.nodeSelector["a"]', id="selector-not-strings"
         ),
+        pytest.param(
+            {"containers": [], "volumes": [{"name": "v", "image": {"reference": 3}}]},
+            "spec.volumes[0].image.reference",
+            id="image-volume-reference-not-a-string",
+        ),
+        pytest.param(
+            {
+                "containers": [],
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": "x"}
+                    }
+                },
+            },
+            "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms",
+            id="node-selector-terms-not-a-list",
+        ),
+        pytest.param(
+            {
+                "containers": [],
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {"matchExpressions": [{"key": "a", "operator": "In", "values": [1]}]}
+                            ]
+                        }
+                    }
+                },
+            },
+            "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+            ".nodeSelectorTerms[0].matchExpressions[0].values[0]",
+            id="affinity-value-not-a-string",
+        ),
+        pytest.param(
+            {"containers": [], "tolerations": [{"key": 1}]}, "spec.tolerations[0].key", id="toleration-key"
+        ),
     ],
 )
 def test_malformed_objects_name_the_field(spec: dict[str, Any], field: str) -> None:
@@ -140,6 +177,12 @@ def test_malformed_objects_name_the_field(spec: dict[str, Any], field: str) -> N
         extract({"kind": "Pod", "metadata": {"name": "p"}, "spec": spec}, "default")
     assert err.value.field == field
     assert field in err.value.message
+
+
+def test_a_name_that_is_not_a_string_is_named() -> None:
+    with pytest.raises(InputError) as err:
+        extract({"kind": "Pod", "metadata": {"name": 5}, "spec": {"containers": []}}, "default")
+    assert err.value.field == "metadata.name"
 
 
 def test_missing_spec_is_named() -> None:

@@ -37,6 +37,7 @@ from webhook.core.errors import ClusterReadError, InputError, PullguardError
 from webhook.core.objects import secret_from_dict, service_account_from_dict
 from webhook.core.render import image_lines, render_text
 from webhook.core.verdict import ObjectVerdict, Report
+from webhook.core.workloads import extract
 from webhook.engine import Engine
 from webhook.nodeview import ClusterViews
 from webhook.settings import Config, load_config
@@ -84,6 +85,23 @@ async def _check(
         await assembly.registry.aclose()
         if assembly.clouds is not None:
             assembly.clouds.close()
+
+
+def _refuse_malformed(docs: Sequence[Document], namespace: str) -> None:
+    """A workload that is not a valid object is bad input (exit 2), named by file, document, field.
+
+    Every malformed document is listed, not only the first, so one CI run shows them all.
+    """
+    problems: list[str] = []
+    for doc in docs:
+        try:
+            extract(doc.obj, namespace, doc.source)
+        except InputError as exc:
+            problems.append(f"{doc.source}: {exc.message}")
+    if problems:
+        for line in problems[:-1]:
+            click.echo(f"pullguard: {line}", err=True)
+        _fail(problems[-1])
 
 
 def _collect_objects(docs: Sequence[Document], namespace: str, store: StreamObjects) -> None:
@@ -153,6 +171,7 @@ def check(
             cluster = connect_cluster(config, kubeconfig=kubeconfig, context=context)
         except ClusterReadError as exc:
             _fail(str(exc))
+    _refuse_malformed(docs, namespace)
     store = StreamObjects(fallback=cluster)
     _collect_objects(docs, namespace, store)
     try:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
 from webhook.core.findings import Finding
-from webhook.core.render import identity_answer, image_summary
+from webhook.core.render import identity_answer, image_summary, summary_line
 from webhook.core.verdict import ImageVerdict, ObjectVerdict, Report
 
 __all__ = ["FORMATS", "Locator", "render_ci", "render_github", "render_junit", "render_sarif"]
@@ -163,11 +163,7 @@ def render_github(report: Report, locate: Locator) -> str:
             path, line = locate(obj.object.source, f.field)
             kind = "error" if f.severity == "error" else ("notice" if f.severity == "info" else "warning")
             lines.append(_command(kind, f.message, path, line, f"pullguard: {f.code} ({obj.object.display})"))
-    s = report.summary
-    lines.append(
-        f"pullguard: {s.objects} objects, {s.images} images: {s.pullable} pullable, "
-        f"{s.not_pullable} not pullable, {s.unknown} unknown"
-    )
+    lines.append(f"pullguard: {summary_line(report)}")
     return "\n".join(lines) + "\n"
 
 

@@ -127,6 +127,10 @@ def _finding_line(f: Finding) -> str:
     return f"{mark} {where}{f.message}"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def render_text(report: Report, color: bool = False) -> str:
     """The CLI's text output: per object, its findings and every image's four answers."""
     out: list[str] = []
@@ -144,14 +148,19 @@ def render_text(report: Report, color: bool = False) -> str:
         for image in result.images:
             out.extend("  " + line for line in image_lines(image, color))
         out.append("")
+    out.append(summary_line(report))
+    return "\n".join(out) + "\n"
+
+
+def summary_line(report: Report) -> str:
+    """``3 objects, 5 images: 4 pullable, 1 not pullable, 0 unknown`` (the last line of every report)."""
     s = report.summary
-    out.append(
-        f"{s.objects} objects, {s.images} images: {s.pullable} pullable, {s.not_pullable} not pullable, "
-        f"{s.unknown} unknown"
+    return (
+        f"{_count(s.objects, 'object')}, {_count(s.images, 'image')}: {s.pullable} pullable, "
+        f"{s.not_pullable} not pullable, {s.unknown} unknown"
         + (f", {s.skipped} skipped" if s.skipped else "")
         + (" (offline: no registry contacted)" if report.offline else "")
     )
-    return "\n".join(out) + "\n"
 
 
 def _sentence(text: str) -> str:
@@ -180,10 +189,13 @@ def denial_message(
     images = list(failing)
     errors = [f for f in findings if f.severity == "error"]
     total = len(result.images)
-    head = (
-        f"pullguard: {len(images)} of {total} image{'s' if total != 1 else ''} of "
-        f"{result.object.display} will not pull"
-    )
+    if images:
+        head = (
+            f"pullguard: {len(images)} of {total} image{'s' if total != 1 else ''} of "
+            f"{result.object.display} will not pull"
+        )
+    else:  # only findings deny (a container without an image): no image count to give
+        head = f"pullguard: {result.object.display} cannot run as written"
     lines = [head] + [f"- {_one_line(i)}" for i in images] + [f"- {_finding_line(f)}" for f in errors]
     return "\n".join(lines)
 

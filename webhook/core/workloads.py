@@ -183,6 +183,8 @@ def _images(spec: Mapping[str, Any], base: str, is_pod: bool) -> tuple[list[Imag
         if not isinstance(src, Mapping):
             raise InputError(f"{where}.image must be an object", f"{where}.image")
         ref = src.get("reference")
+        if ref is not None and not isinstance(ref, str):
+            raise InputError(f"{where}.image.reference must be a string", f"{where}.image.reference")
         name = vol.get("name") if isinstance(vol.get("name"), str) else None
         policy = src.get("pullPolicy") if isinstance(src.get("pullPolicy"), str) else None
         if not isinstance(ref, str) or not ref:
@@ -207,6 +209,7 @@ def extract(obj: Mapping[str, Any], default_namespace: str | None, source: str =
     path = spec_path_for(obj)
     if path is None:
         return None
+    _check_metadata(obj)
     ref = object_ref(obj, default_namespace, source)
     spec, base = _walk(obj, path)
     is_pod = ref.kind == "Pod"
@@ -238,10 +241,13 @@ def extract(obj: Mapping[str, Any], default_namespace: str | None, source: str =
     affinity = spec.get("affinity") or {}
     if not isinstance(affinity, Mapping):
         raise InputError(f"{base}.affinity must be an object", f"{base}.affinity")
+    _check_node_affinity(affinity, f"{base}.affinity")
     tolerations = _list(spec.get("tolerations"), f"{base}.tolerations")
     for i, tol in enumerate(tolerations):
+        where = f"{base}.tolerations[{i}]"
         if not isinstance(tol, Mapping):
-            raise InputError(f"{base}.tolerations[{i}] must be an object", f"{base}.tolerations[{i}]")
+            raise InputError(f"{where} must be an object", where)
+        _check_strings(tol, ("key", "operator", "value", "effect"), where)
 
     return PodTemplate(
         object=ref,
@@ -264,3 +270,52 @@ def _template_metadata(obj: Mapping[str, Any], spec_path: tuple[str, ...]) -> An
     for part in spec_path[:-1]:
         node = node.get(part) if isinstance(node, Mapping) else None
     return node.get("metadata") if isinstance(node, Mapping) else None
+
+
+def _check_metadata(obj: Mapping[str, Any]) -> None:
+    """``metadata`` and the names in it have the types the API server requires."""
+    meta = obj.get("metadata")
+    if meta is None:
+        return
+    if not isinstance(meta, Mapping):
+        raise InputError("metadata must be an object", "metadata")
+    _check_strings(meta, ("name", "generateName", "namespace"), "metadata")
+
+
+def _check_strings(obj: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
+    for key in keys:
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{where}.{key} must be a string", f"{where}.{key}")
+
+
+def _check_node_affinity(affinity: Mapping[str, Any], where: str) -> None:
+    """The parts of node affinity that decide placement (core/nodes.py reads them) are well typed.
+
+    A malformed ``nodeSelectorTerms`` would otherwise be read as "no constraint" and place the pod
+    on every node group; the API server rejects such a pod, so pullguard names the field instead.
+    """
+    node = affinity.get("nodeAffinity")
+    if node is None:
+        return
+    if not isinstance(node, Mapping):
+        raise InputError(f"{where}.nodeAffinity must be an object", f"{where}.nodeAffinity")
+    required = node.get("requiredDuringSchedulingIgnoredDuringExecution")
+    here = f"{where}.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+    if required is None:
+        return
+    if not isinstance(required, Mapping):
+        raise InputError(f"{here} must be an object", here)
+    for i, term in enumerate(_list(required.get("nodeSelectorTerms"), f"{here}.nodeSelectorTerms")):
+        term_at = f"{here}.nodeSelectorTerms[{i}]"
+        if not isinstance(term, Mapping):
+            raise InputError(f"{term_at} must be an object", term_at)
+        for part in ("matchExpressions", "matchFields"):
+            for j, expr in enumerate(_list(term.get(part), f"{term_at}.{part}")):
+                expr_at = f"{term_at}.{part}[{j}]"
+                if not isinstance(expr, Mapping):
+                    raise InputError(f"{expr_at} must be an object", expr_at)
+                _check_strings(expr, ("key", "operator"), expr_at)
+                for k, value in enumerate(_list(expr.get("values"), f"{expr_at}.values")):
+                    if not isinstance(value, str):
+                        raise InputError(f"{expr_at}.values[{k}] must be a string", f"{expr_at}.values[{k}]")
