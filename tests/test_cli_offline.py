@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,35 @@ def test_kind_list_and_directories_are_read(tmp_path: Path) -> None:
         "1/items[0]",
         "1/items[1]",
     ]
+
+
+def test_concatenated_and_newline_delimited_json_are_read_with_their_lines(tmp_path: Path) -> None:
+    a, b = pod("a", ["nginx"]), pod("b", ["Bad/UPPER"])
+    stream = tmp_path / "stream.JSON"  # an upper-case suffix is still a manifest in a directory
+    stream.write_text(json.dumps(a) + json.dumps(b, indent=1) + "\n" + json.dumps(a) + "\n")
+    r = run(["check", "--offline", "--output", "github", str(tmp_path)])
+    assert r.exit_code == 1, r.stderr
+    line = next(n for n, text in enumerate(stream.read_text().splitlines(), 1) if "Bad/UPPER" in text)
+    assert line > 1 and f"::error file={stream},line={line}," in r.stdout  # the exact line of the image
+    assert "3 objects, 3 images" in r.stdout
+    broken = run(["check", "--offline", "-"], stdin=json.dumps(a) + '{"kind": ')
+    assert broken.exit_code == 2
+    assert "-#2: not valid JSON at line 1" in broken.stderr
+
+
+def test_explain_takes_the_secrets_of_a_mixed_file_and_maps_unknown_with_allow_unknown(
+    tmp_path: Path,
+) -> None:
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(
+        manifests(pod("web", ["nginx"]), pull_secret("hub", "https://index.docker.io/v1/", "u", "p"))
+    )
+    r = run(["explain", "--offline", "--output", "json", "--secret-file", str(mixed), "nginx"])
+    assert r.exit_code == 0, r.stderr
+    assert "ignoring Pod" in r.stderr
+    assert [a["identity"]["name"] for a in r.json["attempts"]] == ["default/hub"]
+    config = write_config(tmp_path, {"network": {"allowLoopback": True}, "timeouts": {"requestSeconds": 0.5}})
+    unknown = run(["explain", "--config", config, "127.0.0.1:9/team/app:1"])  # nothing listens on port 9
+    assert unknown.exit_code == 3
+    allowed = run(["explain", "--config", config, "--allow-unknown", "127.0.0.1:9/team/app:1"])
+    assert allowed.exit_code == 0

@@ -114,7 +114,7 @@ def _collect_objects(docs: Sequence[Document], namespace: str, store: StreamObje
             elif kind == "ServiceAccount":
                 store.add_service_account(service_account_from_dict(doc.obj, namespace, doc.source))
         except InputError as exc:
-            _fail(f"{doc.source}: {exc.message}")
+            _fail(exc.message)  # it names the document: "Secret rendered.yaml#1 regcred: data[...]"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -231,11 +231,10 @@ def _explain_secrets(secret_files: Sequence[str], namespace: str, store: StreamO
             elif kind == "ServiceAccount":
                 store.add_service_account(service_account_from_dict(doc.obj, namespace, doc.source))
             else:
-                _fail(
-                    f"{doc.source}: --secret-file holds a {kind or 'document without kind'}; expected Secret"
-                )
+                # "every Secret of those files": a manifest that also holds workloads is fine.
+                click.echo(f"pullguard: {doc.source}: ignoring {kind or 'a document without kind'}", err=True)
         except InputError as exc:
-            _fail(f"{doc.source}: {exc.message}")
+            _fail(exc.message)  # it names the document: "Secret rendered.yaml#1 regcred: data[...]"
     return names
 
 
@@ -250,6 +249,7 @@ def _explain_secrets(secret_files: Sequence[str], namespace: str, store: StreamO
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--offline", is_flag=True, help="contact no registry: report the plan")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--allow-unknown", is_flag=True, help="exit 0 instead of 3 when the answer is unknown")
 def explain(
     image: str,
     namespace: str,
@@ -259,6 +259,7 @@ def explain(
     config_path: str | None,
     offline: bool,
     output: str,
+    allow_unknown: bool,
 ) -> None:
     """The four answers for one IMAGE: exists? public? which identity? permitted? — and the fix."""
     try:
@@ -292,7 +293,7 @@ def explain(
         for f in result.findings:
             click.echo(f"! {f.field + ': ' if f.field else ''}{f.message}")
         click.echo("\n".join(image_lines(verdict, color=sys.stdout.isatty())))
-    sys.exit(report.exit_code(allow_unknown=offline))
+    sys.exit(report.exit_code(allow_unknown=allow_unknown or offline))
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

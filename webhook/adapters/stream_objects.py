@@ -13,7 +13,7 @@ from webhook.core.identity import AccountResult, SecretResult, Unavailable
 from webhook.core.objects import SecretObject, ServiceAccountObject
 from webhook.ports import SecretSource
 
-NO_CLUSTER = "not in the input, and no cluster to read it from (--kubeconfig)"
+NO_CLUSTER = "not in the input, and no cluster to read it from"
 
 
 class StreamObjects:
