@@ -91,6 +91,7 @@ def test_node_role_without_ecr_permissions_is_denied_naming_role_group_action_an
         "kind": "node-role",
         "name": role,
         "key": "*.dkr.ecr.*.amazonaws.com",
+        "username": None,
         "nodeGroup": "ng-a",
     }
     assert verdict["message"] == (

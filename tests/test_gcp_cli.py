@@ -184,6 +184,7 @@ def test_node_pool_service_account_access(
         "kind": "node-service-account",
         "name": NODE_SA,
         "key": "*.pkg.dev",
+        "username": None,
         "nodeGroup": "pool-a",
     }
     text = f"{image['message']} {image['fix'] or ''}"

@@ -88,14 +88,14 @@ class Identity:
     node_group: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"kind": self.kind, "name": self.name}
-        if self.key is not None:
-            out["key"] = self.key
-        if self.username is not None:
-            out["username"] = self.username
-        if self.node_group is not None:
-            out["nodeGroup"] = self.node_group
-        return out
+        """Every key of DESIGN 1.1's ``identity``, null when it does not apply (scripts index them)."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "key": self.key,
+            "username": self.username,
+            "nodeGroup": self.node_group,
+        }
 
     @property
     def display(self) -> str:

@@ -75,11 +75,12 @@ class AttemptResult:
     detail: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"identity": self.identity.to_json(), "result": self.result}
-        if self.status is not None:
-            out["status"] = self.status
-        if self.code is not None:
-            out["code"] = self.code
+        out: dict[str, object] = {
+            "identity": self.identity.to_json(),
+            "result": self.result,
+            "status": self.status,
+            "code": self.code,
+        }
         if self.detail:
             out["message"] = self.detail
         return out
