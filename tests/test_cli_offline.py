@@ -180,3 +180,55 @@ def test_explain_takes_the_secrets_of_a_mixed_file_and_maps_unknown_with_allow_u
     assert unknown.exit_code == 3
     allowed = run(["explain", "--config", config, "--allow-unknown", "127.0.0.1:9/team/app:1"])
     assert allowed.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        pytest.param("mode: warn\nmode: audit\n", "mode: given twice (lines 1 and 2)", id="duplicate-key"),
+        pytest.param(
+            "cluster:\n  nodeGroups:\n  - name: a\n    name: b\n",
+            "cluster.nodeGroups[0].name: given twice (lines 3 and 4)",
+            id="duplicate-nested-key",
+        ),
+        pytest.param(
+            "timeouts: {deadlineSeconds: '8'}\n",
+            "timeouts.deadlineSeconds: Input should be a valid number",
+            id="number-as-string",
+        ),
+        pytest.param(
+            "network: {allowLoopback: 'true'}\n",
+            "network.allowLoopback: Input should be a valid boolean",
+            id="boolean-as-string",
+        ),
+        pytest.param(
+            "exemptImages: ['/app/*']\n",
+            "exemptImages: entry 0 ('/app/*') has no registry host",
+            id="glob-no-host",
+        ),
+        pytest.param(
+            "exemptImages: ['reg.io/[ab]*']\n", "only '*' wildcards are supported", id="glob-character-class"
+        ),
+        pytest.param(
+            "cluster: {nodeDockerConfig: /nonexistent/config.json}\n",
+            "cluster.nodeDockerConfig: file '/nonexistent/config.json' does not exist",
+            id="node-docker-config-missing",
+        ),
+    ],
+)
+def test_a_configuration_is_refused_at_start_naming_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "pullguard.yaml"
+    path.write_text(text)
+    r = run(["check", "--offline", "--config", str(path), "-"], stdin="")
+    assert r.exit_code == 2
+    assert needle in r.stderr
+
+
+def test_valid_yaml_scalars_fill_the_configuration(tmp_path: Path) -> None:
+    path = tmp_path / "pullguard.yaml"
+    path.write_text(
+        "timeouts: {deadlineSeconds: 5, requestSeconds: 1.5}\n"
+        "exemptImages: ['[::1]:5000/*', 'registry.k8s.io/*']\n"
+    )
+    r = run(["check", "--offline", "--config", str(path), "-"], stdin=manifests(pod("a", ["[::1]:5000/x:1"])))
+    assert r.exit_code == 0, r.stderr

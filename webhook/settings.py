@@ -10,6 +10,7 @@ Only composition roots (cli, app, server) build a ``Config``; the engine receive
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ _ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _SA_EMAIL = re.compile(
     r"^[a-z0-9-]+@[a-z0-9-]+\.iam\.gserviceaccount\.com$|^\d+-compute@developer\.gserviceaccount\.com$"
 )
+_IPV6_HOST = re.compile(r"\[[0-9a-fA-F:]+\](:\d+)?")
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
 AWS_SERVICES = frozenset({"ecr", "ecr-public", "iam", "ec2", "sts", "eks"})
 GCP_SERVICES = frozenset(
@@ -180,6 +182,16 @@ class Cluster(_Model):
     platforms: Annotated[tuple[str, ...], Field(min_length=1)] = ("linux/amd64",)
     node_docker_config: str | None = None
     node_groups: tuple[NodeGroupConfig, ...] = ()
+
+    @field_validator("node_docker_config")
+    @classmethod
+    def _docker_config_file(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isfile(value):
+            raise ValueError(
+                f"file {value!r} does not exist (a copy of the nodes' /var/lib/kubelet/config.json)"
+            )
+        return value
+
     credential_providers: Literal["default", "none"] | tuple[ProviderConfig, ...] = "default"
     #: "compatible": containerd 1.x platforms.Only (amd64 takes 386, arm64 takes arm/v8..v5);
     #: "exact": containerd 2.x transfer service (exact normalised match). See domain-facts §4.6.
@@ -289,6 +301,14 @@ class Config(_Model):
         for i, g in enumerate(value):
             if not g or g != g.strip() or "://" in g:
                 raise ValueError(f"entry {i} ({g!r}) must be an image glob like 'registry.k8s.io/*'")
+            host, _, path = g.partition("/")
+            if not host:
+                raise ValueError(f"entry {i} ({g!r}) has no registry host before '/'")
+            ipv6 = _IPV6_HOST.fullmatch(host) is not None
+            if "?" in g or any(c in path or (c in host and not ipv6) for c in "[]"):
+                raise ValueError(
+                    f"entry {i} ({g!r}): only '*' wildcards are supported, as in kubelet's matchImages"
+                )
         return value
 
 
@@ -334,7 +354,10 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
             source, [ConfigProblem("", f"the top level must be a mapping, found {type(data).__name__}")]
         )
     try:
-        return Config.model_validate(dict(data))
+        # Through JSON, strictly: "8" is not a number and "yes" not a boolean (lax mode would
+        # coerce both), while YAML lists still fill tuple fields. A YAML date or other non-JSON
+        # scalar becomes its text, which is right where a string is expected and refused elsewhere.
+        return Config.model_validate_json(json.dumps(dict(data), default=str), strict=True)
     except ValidationError as exc:
         raise ConfigError(source, _problems(exc)) from None
 
@@ -348,12 +371,37 @@ def load_config(path: str | None) -> Config:
     except OSError as exc:
         raise ConfigError(path, [ConfigProblem("", f"cannot read the file: {exc.strerror}")]) from None
     try:
+        duplicates = _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         raise ConfigError(path, [ConfigProblem("", f"not valid YAML{where}")]) from None
+    if duplicates:
+        raise ConfigError(path, duplicates)
     return parse_config(data, path)
+
+
+def _duplicate_keys(node: yaml.Node | None, path: str = "") -> list[ConfigProblem]:
+    """Keys given twice in one mapping: YAML loaders keep the last silently, we refuse the file."""
+    problems: list[ConfigProblem] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            here = f"{path}.{name}" if path else name
+            if name in seen:
+                problems.append(
+                    ConfigProblem(
+                        here, f"given twice (lines {seen[name]} and {key.start_mark.line + 1}); keep one"
+                    )
+                )
+            seen.setdefault(name, key.start_mark.line + 1)
+            problems += _duplicate_keys(value, here)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems += _duplicate_keys(item, f"{path}[{i}]")
+    return problems
 
 
 def read_node_docker_config(path: str) -> tuple[NodeDockerConfig | None, Finding | None]:
