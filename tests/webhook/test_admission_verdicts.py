@@ -242,6 +242,8 @@ def test_on_update_an_unchanged_broken_image_only_warns(
 
     assert response["allowed"] is True
     assert response["warnings"] == [clip(f"pullguard: c0 {missing}: not-found (did you mean 1.4.2?)"), NO_SA]
+    (image,) = _verdict(response)["images"]
+    assert (image["outcome"], image["changed"]) == ("not-found", False)
 
 
 def test_on_update_a_changed_image_denies_and_the_unchanged_one_warns(

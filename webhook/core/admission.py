@@ -449,11 +449,13 @@ def _noteworthy(image: ImageVerdict, on_unknown: str) -> bool:
 def invalid(uid: str, field_path: str, message: str, api_version: str = API_VERSION) -> AdmissionResponse:
     """``allowed: false``, code 400, naming the field: the review could be addressed, not read."""
     text = f"pullguard: malformed AdmissionReview: {message}"
+    note = {"allowed": False, "invalid": {"field": field_path, "message": clip(message, 300)}}
     return AdmissionResponse(
         uid,
         False,
         "invalid",
         Status(400, "BadRequest", text, (Cause(field_path, message),)),
+        audit={AUDIT_KEY: json.dumps(note, separators=(",", ":"), sort_keys=True)},
         api_version=api_version,
     )
 

@@ -269,6 +269,14 @@ def _secret_keyring(
         try:
             entries = entries_from_secret(result.namespace, result.name, result.type, result.data)
         except SecretMalformedError as exc:
+            # Named where the pod lists it too: every image's verdict names the field inside the Secret.
+            findings.append(
+                Finding(
+                    "secret-malformed",
+                    ref.field,
+                    f"{exc.message}; kubelet cannot decode it and aborts the credential lookup of every image",
+                )
+            )
             return keyring, findings, exc, used
         used.append(qualified)
         if entries is None:

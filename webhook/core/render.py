@@ -220,19 +220,20 @@ def audit_annotation(result: ObjectVerdict) -> str:
     """Compact JSON for the ``verdict`` audit annotations (no credentials, bounded)."""
     doc = {
         "allowed": result.allowed,
-        "images": [
-            {
-                "field": i.field,
-                "reference": i.reference,
-                "outcome": i.outcome,
-                "identity": (
-                    f"{i.identity.kind}:{i.identity.name}"
-                    if i.identity and i.identity.name
-                    else (i.identity.kind if i.identity else None)
-                ),
-            }
-            for i in result.images[:50]
-        ],
+        "images": [_audit_image(i) for i in result.images[:50]],
         "findings": [f.code for f in result.findings][:20],
     }
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+
+def _audit_image(image: ImageVerdict) -> dict[str, object]:
+    ident = image.identity
+    out: dict[str, object] = {
+        "field": image.field,
+        "reference": image.reference,
+        "outcome": image.outcome,
+        "identity": f"{ident.kind}:{ident.name}" if ident and ident.name else (ident.kind if ident else None),
+    }
+    if not image.changed:
+        out["changed"] = False  # UPDATE: unchanged against oldObject, so it could only warn
+    return out
