@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from tests.infra.fixtures import ALICE
+from tests.infra.images import push_image
 from tests.infra.registry import RegistryProcess
-from tests.support.cli import Run, manifests, pod, run, write_config
+from tests.support.cli import Run, deployment, manifests, pod, registry_config, run, write_config
 from tests.support.demo import EXPECTED, NAMESPACE, WRONG, Demo, build_demo
 from tests.support.scripted import ScriptedServer
 
@@ -171,3 +172,25 @@ def test_an_unreachable_registry_is_unknown_exit_3(tmp_path: Path, flags: list[s
     assert r.exit_code == code, r.stdout + r.stderr
     assert r.json["summary"]["unknown"] == 1
     assert r.json["results"][0]["images"][0]["outcome"] == "unreachable"
+
+
+def test_a_refusal_is_not_certain_while_kubelet_holds_credentials_pullguard_could_not_read(
+    tmp_path: Path, registry_htpasswd: RegistryProcess
+) -> None:
+    repo = f"team/unread-{secrets.token_hex(3)}"
+    push_image(registry_htpasswd, repo, "1.0")
+    image = f"{registry_htpasswd.host}/{repo}:1.0"
+    config = write_config(tmp_path, registry_config(registry_htpasswd))
+    known = manifests(deployment("plain", [image]))  # the default ServiceAccount: no pull secrets
+    unread = manifests(deployment("builder", [image], service_account="builder"))  # not in the input
+
+    certain = run(["check", "--config", config, "--output", "json", "-"], stdin=known)
+    assert certain.exit_code == 1
+    assert certain.json["results"][0]["images"][0]["outcome"] == "unauthorized"
+
+    r = run(["check", "--config", config, "--output", "json", "-"], stdin=unread)
+    assert r.exit_code == 3, r.stdout
+    verdict = r.json["results"][0]["images"][0]
+    assert verdict["outcome"] == "undetermined"
+    assert "ServiceAccount default/builder could not be read" in verdict["message"]
+    assert "kubelet would try those credentials too" in verdict["message"]

@@ -207,6 +207,17 @@ def assess(
         matched_credentials=sum(1 for a in plan.groups[pick].attempts if a.identity.kind != "anonymous"),
     )
     message, fix = advise(facts)
+    if final in ("unauthorized", "forbidden") and plan.credentials_unknown:
+        # kubelet would also try credentials pullguard could not read; one of them might pull.
+        final = "undetermined"
+        message = (
+            f"{message} — but not certain: {plan.credentials_unknown}, and kubelet would try "
+            "those credentials too"
+        )
+        fix = (
+            "let pullguard read the pod's Secrets and ServiceAccount (RBAC get on secrets and "
+            f"serviceaccounts; pullguard check --kubeconfig) to decide; meanwhile: {fix}"
+        )
     return ImageVerdict(
         field=site.field,
         container=site.container,

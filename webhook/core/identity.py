@@ -25,7 +25,7 @@ passed in as values.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from webhook.core.dockercfg import AuthEntry, entries_from_secret
 from webhook.core.errors import InvalidReferenceError, SecretMalformedError
@@ -167,6 +167,9 @@ class ImagePlan:
     certain: str | None = None  # invalid-reference | secret-malformed | skipped: no registry needed
     problem: str | None = None  # the message for a certain outcome
     problem_field: str | None = None
+    #: Why kubelet's credentials are not all known (a pull secret or the ServiceAccount could not be
+    #: read): a refusal of the identities pullguard knows is then not a certain answer.
+    credentials_unknown: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,9 +381,13 @@ def plan_pod(
         findings.append(Finding("no-node-group", f"{template.spec_path}.nodeSelector", placement.note))
     many = len(placement.groups) > 1
 
+    unreadable = "; ".join(
+        f.message for f in findings if f.code in ("secret-unreadable", "serviceaccount-unreadable")
+    )
     images: list[ImagePlan] = []
     for site in template.images:
-        images.append(_plan_image(site, cluster, placement, secret_ring, node_ring, malformed, many))
+        image = _plan_image(site, cluster, placement, secret_ring, node_ring, malformed, many)
+        images.append(replace(image, credentials_unknown=unreadable) if unreadable else image)
     return PodPlan(template, tuple(images), tuple(findings), placement, tuple(used))
 
 
