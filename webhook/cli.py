@@ -45,6 +45,11 @@ from webhook.settings import Config, load_config
 EXIT_BAD_INPUT = 2
 
 
+def _color() -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
 def _fail(message: str) -> NoReturn:
     click.echo(f"pullguard: {message}", err=True)
     sys.exit(EXIT_BAD_INPUT)
@@ -192,7 +197,7 @@ def _emit(report: Report, output: str, docs: Sequence[Document]) -> None:
     if output == "json":
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     elif output == "text":
-        click.echo(render_text(report, color=sys.stdout.isatty()), nl=False)
+        click.echo(render_text(report, color=_color()), nl=False)
     else:
         click.echo(render_ci(report, output, _locator(docs)), nl=False)
 
@@ -292,7 +297,7 @@ def explain(
     else:
         for f in result.findings:
             click.echo(f"! {f.field + ': ' if f.field else ''}{f.message}")
-        click.echo("\n".join(image_lines(verdict, color=sys.stdout.isatty())))
+        click.echo("\n".join(image_lines(verdict, color=_color())))
     sys.exit(report.exit_code(allow_unknown=allow_unknown or offline))
 
 

@@ -117,7 +117,10 @@ def image_lines(image: ImageVerdict, color: bool = False) -> list[str]:
         key = f" [{a.identity.key}]" if a.identity.key else ""
         label = "tried" if n == 1 else ""
         tail = f" {status}" if status else ""
-        lines.append(f"    {c(_DIM, f'{label:<11}')} {n}. {a.identity.display}{key} → {a.result}{tail}")
+        who = a.identity.display
+        if a.identity.node_group and a.identity.node_group not in who:
+            who += f" on node group {a.identity.node_group}"  # a pull secret tried on each group
+        lines.append(f"    {c(_DIM, f'{label:<11}')} {n}. {who}{key} → {a.result}{tail}")
     return lines
 
 
