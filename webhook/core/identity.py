@@ -277,7 +277,7 @@ def _secret_keyring(
                 Finding(
                     "secret-malformed",
                     ref.field,
-                    f"{exc.message}; kubelet cannot decode it and aborts the credential lookup of every image",
+                    f"{exc.message}; kubelet cannot decode it and aborts every image's credential lookup",
                 )
             )
             return keyring, findings, exc, used
