@@ -174,6 +174,10 @@ class CertificateSource:
                 return False
             fresh = _context(self.cert_file, self.key_file)
             info = describe(self.cert_file)
+            if self._read_digest() != digest:
+                # Written while we read (a Secret update replaces the files one by one): what was
+                # loaded may be neither pair. Try again on the next tick, when the writer is done.
+                return False
         except (CertificateError, ValueError, OSError) as exc:
             self.failures += 1
             log.warning(
