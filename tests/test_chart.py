@@ -10,8 +10,8 @@ which namespaces the webhook's ``namespaceSelector`` lets through, which (group,
 operation) its rules match, what the RBAC grants, how the pod is locked down, and that the
 configuration the chart writes is accepted by pullguard's own validator (``parse_config``).
 Self-managed certificates are rendered twice through ``helm template --dry-run=server`` against
-a wire-level fake API server (tests/infra/kube_api_fake.py) so that ``lookup`` really finds the
-first render's Secret, as on ``helm upgrade``.
+the wire-level fake API server (tests/infra/fake_apiserver.py, over HTTPS with a bearer token) so
+that ``lookup`` really finds the first render's Secret, as on ``helm upgrade``.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import trustme
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from tests.infra.fake_apiserver import FakeApiServer
 from tests.infra.helm import Helm, HelmResult, find_helm
-from tests.infra.kube_api_fake import running_fake_kube_api
 from tests.support.crd_schemas import CRD_SCHEMAS
 from webhook.core.errors import ConfigError
 from webhook.core.workloads import SPEC_PATHS
@@ -784,17 +785,19 @@ def test_self_managed_certificates_are_valid_for_the_service(helm: Helm, name: s
     assert abs((cert.not_valid_after_utc - now).days - days) <= 1
 
 
-def test_self_managed_certificates_survive_helm_upgrade(helm: Helm, tmp_path: Path) -> None:
+def test_self_managed_certificates_survive_helm_upgrade(
+    helm: Helm, tmp_path: Path, test_ca: trustme.CA
+) -> None:
     """First install generates; the upgrade's ``lookup`` finds that Secret and keeps it, caBundle too."""
     dry_run = ["--dry-run=server", "--disable-openapi-validation"]
-    with running_fake_kube_api() as api:
-        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+    with FakeApiServer(test_ca) as api:
+        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
         install = helm.template(CHART, namespace=NAMESPACE, extra=dry_run, kubeconfig=kubeconfig)
         assert install.returncode == 0, install.stderr
         secret_path = f"/api/v1/namespaces/{NAMESPACE}/secrets/{RELEASE}-tls"
-        assert secret_path in api.requests  # the template really asked the cluster
+        assert secret_path in api.reads("secrets")  # the template really asked the cluster
         first = one(install.docs(), "Secret")
-        api.put_secret(first)  # what `helm install` would have created
+        api.put_object(first)  # what `helm install` would have created
 
         upgrade = helm.template(
             CHART,
@@ -809,7 +812,7 @@ def test_self_managed_certificates_survive_helm_upgrade(helm: Helm, tmp_path: Pa
         assert webhook_of(upgrade.docs())["clientConfig"]["caBundle"] == first["data"]["ca.crt"]
 
         # control: without the Secret (a fresh cluster) the render makes a different CA
-        api.secrets.clear()
+        api.delete_object(first)
         fresh = helm.template(CHART, namespace=NAMESPACE, extra=dry_run, kubeconfig=kubeconfig)
         assert fresh.returncode == 0, fresh.stderr
         assert one(fresh.docs(), "Secret")["data"]["ca.crt"] != first["data"]["ca.crt"]

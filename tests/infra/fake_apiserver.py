@@ -2,16 +2,21 @@
 
 No real API server can run here: there is no kube-apiserver or envtest binary in Debian, PyPI or
 npm (research/test-infrastructure.md §6), and etcd alone is not an API server. So this is the one
-fake the standards allow — at the HTTP level only: the real ``kubernetes`` client reaches it
-through a kubeconfig (``certificate-authority-data`` + bearer token), exactly as it reaches a
-cluster, and pullguard's adapter is exercised unchanged.
+fake the standards allow — at the HTTP level only: its clients reach it through a kubeconfig
+(``certificate-authority-data`` + bearer token), exactly as they reach a cluster — the real
+``kubernetes`` client under pullguard's unchanged adapter, and a real ``helm`` (client-go) running
+``helm template --dry-run=server`` so that the chart's ``lookup`` asks a cluster.
 
-It serves what pullguard reads, in the API server's wire format:
+It serves, in the API server's wire format:
 
 * ``GET /api/v1/namespaces/{ns}/secrets/{name}``, ``.../serviceaccounts/{name}``,
   ``GET /api/v1/namespaces/{name}`` and ``GET /api/v1/nodes`` (``limit``/``continue`` paging);
-* ``metav1.Status`` errors: 404 NotFound, 403 Forbidden (the API server's own message shape,
-  naming user, verb, resource and namespace) for resources a test forbids, 401 for a wrong token;
+* what client-go asks before anything else (observed with helm 4, in order): ``/version`` and the
+  discovery documents ``/api``, ``/api/v1``, ``/apis`` and ``/apis/<group>/<version>`` for every
+  kind the chart renders (``RESOURCES``; helm maps each rendered object through them);
+* ``metav1.Status`` errors: 404 NotFound (also for anything else, such as the GET helm makes of
+  every object it renders), 403 Forbidden (the API server's own message shape, naming user, verb,
+  resource and namespace) for resources a test forbids, 401 for a wrong token;
 * a ``delay`` to play a slow API server.
 
 Every request is recorded (method, path, query) so tests can assert what was read — and what
@@ -37,6 +42,32 @@ import yaml
 
 TOKEN = "fake-apiserver-token"
 USER = "system:serviceaccount:pullguard:pullguard"
+GIT_VERSION = "v1.33.0"
+
+#: group/version -> (kind, plural, namespaced) that discovery lists: what pullguard reads and every
+#: kind the chart renders (helm refuses to "build kubernetes objects" of a kind discovery lacks).
+RESOURCES: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "v1": (
+        ("ConfigMap", "configmaps", True),
+        ("Namespace", "namespaces", False),
+        ("Node", "nodes", False),
+        ("Secret", "secrets", True),
+        ("Service", "services", True),
+        ("ServiceAccount", "serviceaccounts", True),
+    ),
+    "apps/v1": (("Deployment", "deployments", True),),
+    "policy/v1": (("PodDisruptionBudget", "poddisruptionbudgets", True),),
+    "rbac.authorization.k8s.io/v1": (
+        ("ClusterRole", "clusterroles", False),
+        ("ClusterRoleBinding", "clusterrolebindings", False),
+    ),
+    "admissionregistration.k8s.io/v1": (
+        ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations", False),
+    ),
+    "networking.k8s.io/v1": (("NetworkPolicy", "networkpolicies", True),),
+    "cert-manager.io/v1": (("Certificate", "certificates", True), ("Issuer", "issuers", True)),
+    "monitoring.coreos.com/v1": (("ServiceMonitor", "servicemonitors", True),),
+}
 
 
 @dataclass(frozen=True)
@@ -126,6 +157,14 @@ class FakeApiServer:
                 }
             )
 
+    def put_object(self, manifest: Mapping[str, Any]) -> None:
+        """Store a namespaced core/v1 manifest as it is (a Secret that ``helm install`` created)."""
+        self._put(_object_path(manifest), dict(manifest))
+
+    def delete_object(self, manifest: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._objects.pop(_object_path(manifest), None)
+
     def forbid(self, resource: str, namespace: str | None = None) -> None:
         """Answer 403 for ``resource`` (secrets, serviceaccounts, namespaces, nodes) in ``namespace``."""
         with self._lock:
@@ -154,6 +193,9 @@ class FakeApiServer:
             return 401, _status(401, "Unauthorized", "Unauthorized")
         if method != "GET":
             return 405, _status(405, "MethodNotAllowed", "the fake API server only serves GET")
+        discovery = _discovery(path)
+        if discovery is not None:
+            return 200, discovery
         segments = path.split("/")
         # /api/v1/namespaces/{ns}/{resource}/{name} | /api/v1/namespaces/{name} | /api/v1/nodes
         if path == "/api/v1/nodes":
@@ -216,8 +258,13 @@ class FakeApiServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            # client-go sends the discovery requests in parallel; with the default backlog of 5 the
+            # kernel drops the extra SYNs and the client retries them a second later
+            request_queue_size = 128
+            daemon_threads = True
+
+        server = Server(("127.0.0.1", 0), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -231,6 +278,12 @@ class FakeApiServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def __enter__(self) -> FakeApiServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     @property
     def url(self) -> str:
@@ -265,3 +318,40 @@ class FakeApiServer:
         }
         path.write_text(yaml.safe_dump(doc))
         return path
+
+
+def _object_path(manifest: Mapping[str, Any]) -> str:
+    meta = manifest["metadata"]
+    plural = next(p for kind, p, _ in RESOURCES["v1"] if kind == manifest["kind"])
+    return f"/api/v1/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+
+
+def _discovery(path: str) -> dict[str, Any] | None:
+    """``/version`` and the discovery documents client-go reads before any request; None otherwise."""
+    if path == "/version":
+        major, minor = GIT_VERSION.lstrip("v").split(".")[:2]
+        return {"major": major, "minor": minor, "gitVersion": GIT_VERSION}
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+    if path == "/apis":
+        groups = []
+        for gv in RESOURCES:
+            if "/" in gv:
+                group, version = gv.split("/")
+                preferred = {"groupVersion": gv, "version": version}
+                groups.append({"name": group, "versions": [preferred], "preferredVersion": preferred})
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+    prefix, _, gv = path.lstrip("/").partition("/")  # /api/v1 | /apis/<group>/<version>
+    if (prefix, gv) != ("api", "v1") and not (prefix == "apis" and "/" in gv and gv in RESOURCES):
+        return None
+    resources = [
+        {
+            "name": plural,
+            "singularName": kind.lower(),
+            "namespaced": namespaced,
+            "kind": kind,
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        }
+        for kind, plural, namespaced in RESOURCES[gv]
+    ]
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
