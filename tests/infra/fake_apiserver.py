@@ -32,13 +32,15 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
 import yaml
+
+from tests.infra._http import LoopbackHTTP, QuietHandler
 
 TOKEN = "fake-apiserver-token"
 USER = "system:serviceaccount:pullguard:pullguard"
@@ -90,8 +92,11 @@ def _status(code: int, reason: str, message: str, details: Mapping[str, Any] | N
     }
 
 
-class FakeApiServer:
-    """Start with ``start()``; point a kubeconfig at it with ``write_kubeconfig()``."""
+class FakeApiServer(LoopbackHTTP):
+    """Start with ``start()`` (or ``with``); point a kubeconfig at it with ``write_kubeconfig()``."""
+
+    thread_name = "fake-apiserver"
+    backlog = 128  # client-go sends its discovery requests in parallel
 
     def __init__(self, ca: trustme.CA, token: str = TOKEN) -> None:
         self.ca = ca
@@ -102,8 +107,8 @@ class FakeApiServer:
         self._lock = threading.Lock()
         self.requests: list[Seen] = []
         self.delay = 0.0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(self._tls)
 
     # -- fixtures -------------------------------------------------------------------------------
 
@@ -240,55 +245,19 @@ class FakeApiServer:
             meta["continue"] = str(start + limit)
         return 200, {"apiVersion": "v1", "kind": "NodeList", "metadata": meta, "items": page}
 
-    def start(self) -> FakeApiServer:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                status, doc = fake._answer("GET", self.path, self.headers.get("Authorization"))
-                body = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply_json(*fake._answer("GET", self.path, self.headers.get("Authorization")))
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+        return Handler
 
-        class Server(ThreadingHTTPServer):
-            # client-go sends the discovery requests in parallel; with the default backlog of 5 the
-            # kernel drops the extra SYNs and the client retries them a second later
-            request_queue_size = 128
-            daemon_threads = True
-
-        server = Server(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-apiserver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeApiServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() first"
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+    def tls_context(self) -> ssl.SSLContext:
+        return self._tls
 
     def write_kubeconfig(
         self, path: Path, context: str = "fake", token: str | None = None, trust: trustme.CA | None = None
