@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -321,12 +319,3 @@ class _ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-@contextmanager
-def running(token: str) -> Iterator[FakeGcp]:
-    fake = FakeGcp(token).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
