@@ -35,6 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from tests.infra.fake_apiserver import FakeApiServer
 from tests.infra.helm import Helm, HelmResult, find_helm
 from tests.support.crd_schemas import CRD_SCHEMAS
+from tests.support.reviews import GVK
 from webhook.core.errors import ConfigError
 from webhook.core.workloads import SPEC_PATHS
 from webhook.settings import AWS_SERVICES, GCP_SERVICES, Config, parse_config
@@ -107,19 +108,6 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "gcp": {"permissionCheck": "impersonate"},
         },
     },
-}
-
-#: The API resource of every kind pullguard checks (webhook/core/workloads.py SPEC_PATHS).
-KIND_RESOURCES: dict[str, tuple[str, str, str]] = {
-    "Pod": ("", "v1", "pods"),
-    "Deployment": ("apps", "v1", "deployments"),
-    "StatefulSet": ("apps", "v1", "statefulsets"),
-    "DaemonSet": ("apps", "v1", "daemonsets"),
-    "ReplicaSet": ("apps", "v1", "replicasets"),
-    "ReplicationController": ("", "v1", "replicationcontrollers"),
-    "Job": ("batch", "v1", "jobs"),
-    "CronJob": ("batch", "v1", "cronjobs"),
-    "PodTemplate": ("", "v1", "podtemplates"),
 }
 
 
@@ -356,8 +344,8 @@ def test_extra_webhook_excludes_are_honoured(helm: Helm) -> None:
 @pytest.mark.parametrize("op", ["CREATE", "UPDATE"])
 @pytest.mark.parametrize("kind", sorted(SPEC_PATHS))
 def test_the_webhook_rules_cover_every_kind_the_engine_checks(helm: Helm, kind: str, op: str) -> None:
-    assert kind in KIND_RESOURCES, f"{kind} is checked by the engine: add its resource to the chart and here"
-    group, version, resource = KIND_RESOURCES[kind]
+    assert kind in GVK, f"{kind} is checked by the engine: add its resource to the chart and to GVK"
+    group, version, resource = GVK[kind]
     rules = webhook_of(docs_of(helm, "defaults"))["rules"]
     assert rule_matches(rules, group, version, resource, op)
 
@@ -370,7 +358,7 @@ def test_kubectl_debug_ephemeral_containers_are_checked(helm: Helm, op: str) -> 
 
 def test_the_webhook_matches_nothing_it_does_not_check(helm: Helm) -> None:
     rules = webhook_of(docs_of(helm, "defaults"))["rules"]
-    checked = {(g, r) for g, _, r in KIND_RESOURCES.values()} | {("", "pods/ephemeralcontainers")}
+    checked = {(g, r) for g, _, r in GVK.values()} | {("", "pods/ephemeralcontainers")}
     matched = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert matched == checked
     assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in rules)

@@ -18,6 +18,7 @@ from tests.infra.fixtures import ALICE, BOB
 from tests.infra.images import push_image, push_index
 from tests.infra.registry import RegistryProcess
 from tests.support.cli import manifests, pull_secret, registry_config
+from tests.support.reviews import pod_spec
 
 NAMESPACE = "shop"
 WRONG = "s3cret-OLD"
@@ -51,13 +52,7 @@ class Demo:
 def _template(
     images: list[str], secrets: list[str], sa: str | None = None, init: tuple[str, ...] = ()
 ) -> Any:
-    spec: dict[str, Any] = {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]}
-    if init:
-        spec["initContainers"] = [{"name": f"init{i}", "image": im} for i, im in enumerate(init)]
-    if secrets:
-        spec["imagePullSecrets"] = [{"name": s} for s in secrets]
-    if sa:
-        spec["serviceAccountName"] = sa
+    spec = pod_spec(images, pull_secrets=secrets, service_account=sa, init_images=init)
     return {"metadata": {"labels": {"app": "demo"}}, "spec": spec}
 
 
