@@ -10,8 +10,8 @@ which namespaces the webhook's ``namespaceSelector`` lets through, which (group,
 operation) its rules match, what the RBAC grants, how the pod is locked down, and that the
 configuration the chart writes is accepted by pullguard's own validator (``parse_config``).
 Self-managed certificates are rendered twice through ``helm template --dry-run=server`` against
-a wire-level fake API server (tests/infra/kube_api_fake.py) so that ``lookup`` really finds the
-first render's Secret, as on ``helm upgrade``.
+the wire-level fake API server (tests/infra/fake_apiserver.py, over HTTPS with a bearer token) so
+that ``lookup`` really finds the first render's Secret, as on ``helm upgrade``.
 """
 
 from __future__ import annotations
@@ -26,14 +26,16 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import trustme
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from tests.infra.fake_apiserver import FakeApiServer
 from tests.infra.helm import Helm, HelmResult, find_helm
-from tests.infra.kube_api_fake import running_fake_kube_api
 from tests.support.crd_schemas import CRD_SCHEMAS
+from tests.support.reviews import GVK
 from webhook.core.errors import ConfigError
 from webhook.core.workloads import SPEC_PATHS
 from webhook.settings import AWS_SERVICES, GCP_SERVICES, Config, parse_config
@@ -106,19 +108,6 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "gcp": {"permissionCheck": "impersonate"},
         },
     },
-}
-
-#: The API resource of every kind pullguard checks (webhook/core/workloads.py SPEC_PATHS).
-KIND_RESOURCES: dict[str, tuple[str, str, str]] = {
-    "Pod": ("", "v1", "pods"),
-    "Deployment": ("apps", "v1", "deployments"),
-    "StatefulSet": ("apps", "v1", "statefulsets"),
-    "DaemonSet": ("apps", "v1", "daemonsets"),
-    "ReplicaSet": ("apps", "v1", "replicasets"),
-    "ReplicationController": ("", "v1", "replicationcontrollers"),
-    "Job": ("batch", "v1", "jobs"),
-    "CronJob": ("batch", "v1", "cronjobs"),
-    "PodTemplate": ("", "v1", "podtemplates"),
 }
 
 
@@ -355,8 +344,8 @@ def test_extra_webhook_excludes_are_honoured(helm: Helm) -> None:
 @pytest.mark.parametrize("op", ["CREATE", "UPDATE"])
 @pytest.mark.parametrize("kind", sorted(SPEC_PATHS))
 def test_the_webhook_rules_cover_every_kind_the_engine_checks(helm: Helm, kind: str, op: str) -> None:
-    assert kind in KIND_RESOURCES, f"{kind} is checked by the engine: add its resource to the chart and here"
-    group, version, resource = KIND_RESOURCES[kind]
+    assert kind in GVK, f"{kind} is checked by the engine: add its resource to the chart and to GVK"
+    group, version, resource = GVK[kind]
     rules = webhook_of(docs_of(helm, "defaults"))["rules"]
     assert rule_matches(rules, group, version, resource, op)
 
@@ -369,7 +358,7 @@ def test_kubectl_debug_ephemeral_containers_are_checked(helm: Helm, op: str) -> 
 
 def test_the_webhook_matches_nothing_it_does_not_check(helm: Helm) -> None:
     rules = webhook_of(docs_of(helm, "defaults"))["rules"]
-    checked = {(g, r) for g, _, r in KIND_RESOURCES.values()} | {("", "pods/ephemeralcontainers")}
+    checked = {(g, r) for g, _, r in GVK.values()} | {("", "pods/ephemeralcontainers")}
     matched = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert matched == checked
     assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in rules)
@@ -784,17 +773,19 @@ def test_self_managed_certificates_are_valid_for_the_service(helm: Helm, name: s
     assert abs((cert.not_valid_after_utc - now).days - days) <= 1
 
 
-def test_self_managed_certificates_survive_helm_upgrade(helm: Helm, tmp_path: Path) -> None:
+def test_self_managed_certificates_survive_helm_upgrade(
+    helm: Helm, tmp_path: Path, test_ca: trustme.CA
+) -> None:
     """First install generates; the upgrade's ``lookup`` finds that Secret and keeps it, caBundle too."""
     dry_run = ["--dry-run=server", "--disable-openapi-validation"]
-    with running_fake_kube_api() as api:
-        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+    with FakeApiServer(test_ca) as api:
+        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
         install = helm.template(CHART, namespace=NAMESPACE, extra=dry_run, kubeconfig=kubeconfig)
         assert install.returncode == 0, install.stderr
         secret_path = f"/api/v1/namespaces/{NAMESPACE}/secrets/{RELEASE}-tls"
-        assert secret_path in api.requests  # the template really asked the cluster
+        assert secret_path in api.reads("secrets")  # the template really asked the cluster
         first = one(install.docs(), "Secret")
-        api.put_secret(first)  # what `helm install` would have created
+        api.put_object(first)  # what `helm install` would have created
 
         upgrade = helm.template(
             CHART,
@@ -809,7 +800,7 @@ def test_self_managed_certificates_survive_helm_upgrade(helm: Helm, tmp_path: Pa
         assert webhook_of(upgrade.docs())["clientConfig"]["caBundle"] == first["data"]["ca.crt"]
 
         # control: without the Secret (a fresh cluster) the render makes a different CA
-        api.secrets.clear()
+        api.delete_object(first)
         fresh = helm.template(CHART, namespace=NAMESPACE, extra=dry_run, kubeconfig=kubeconfig)
         assert fresh.returncode == 0, fresh.stderr
         assert one(fresh.docs(), "Secret")["data"]["ca.crt"] != first["data"]["ca.crt"]

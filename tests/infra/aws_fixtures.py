@@ -74,18 +74,12 @@ def registry_ecr(request: pytest.FixtureRequest) -> RegistryProcess:
 
 @pytest.fixture
 def iam_simulator() -> Iterator[IamSimulator]:
-    server = IamSimulator().start()
-    try:
+    with IamSimulator() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def cache_rules(moto_session: MotoServer) -> Iterator[CacheRulesFront]:
     """An ``ecr`` endpoint answering DescribePullThroughCacheRules itself and the rest via moto."""
-    front = CacheRulesFront(moto_session.url).start()
-    try:
+    with CacheRulesFront(moto_session.url) as front:
         yield front
-    finally:
-        front.stop()

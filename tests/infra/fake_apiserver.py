@@ -2,16 +2,21 @@
 
 No real API server can run here: there is no kube-apiserver or envtest binary in Debian, PyPI or
 npm (research/test-infrastructure.md §6), and etcd alone is not an API server. So this is the one
-fake the standards allow — at the HTTP level only: the real ``kubernetes`` client reaches it
-through a kubeconfig (``certificate-authority-data`` + bearer token), exactly as it reaches a
-cluster, and pullguard's adapter is exercised unchanged.
+fake the standards allow — at the HTTP level only: its clients reach it through a kubeconfig
+(``certificate-authority-data`` + bearer token), exactly as they reach a cluster — the real
+``kubernetes`` client under pullguard's unchanged adapter, and a real ``helm`` (client-go) running
+``helm template --dry-run=server`` so that the chart's ``lookup`` asks a cluster.
 
-It serves what pullguard reads, in the API server's wire format:
+It serves, in the API server's wire format:
 
 * ``GET /api/v1/namespaces/{ns}/secrets/{name}``, ``.../serviceaccounts/{name}``,
   ``GET /api/v1/namespaces/{name}`` and ``GET /api/v1/nodes`` (``limit``/``continue`` paging);
-* ``metav1.Status`` errors: 404 NotFound, 403 Forbidden (the API server's own message shape,
-  naming user, verb, resource and namespace) for resources a test forbids, 401 for a wrong token;
+* what client-go asks before anything else (observed with helm 4, in order): ``/version`` and the
+  discovery documents ``/api``, ``/api/v1``, ``/apis`` and ``/apis/<group>/<version>`` for every
+  kind the chart renders (``RESOURCES``; helm maps each rendered object through them);
+* ``metav1.Status`` errors: 404 NotFound (also for anything else, such as the GET helm makes of
+  every object it renders), 403 Forbidden (the API server's own message shape, naming user, verb,
+  resource and namespace) for resources a test forbids, 401 for a wrong token;
 * a ``delay`` to play a slow API server.
 
 Every request is recorded (method, path, query) so tests can assert what was read — and what
@@ -27,7 +32,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,8 +40,36 @@ from urllib.parse import parse_qs, urlsplit
 import trustme
 import yaml
 
+from tests.infra._http import LoopbackHTTP, QuietHandler
+
 TOKEN = "fake-apiserver-token"
 USER = "system:serviceaccount:pullguard:pullguard"
+GIT_VERSION = "v1.33.0"
+
+#: group/version -> (kind, plural, namespaced) that discovery lists: what pullguard reads and every
+#: kind the chart renders (helm refuses to "build kubernetes objects" of a kind discovery lacks).
+RESOURCES: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "v1": (
+        ("ConfigMap", "configmaps", True),
+        ("Namespace", "namespaces", False),
+        ("Node", "nodes", False),
+        ("Secret", "secrets", True),
+        ("Service", "services", True),
+        ("ServiceAccount", "serviceaccounts", True),
+    ),
+    "apps/v1": (("Deployment", "deployments", True),),
+    "policy/v1": (("PodDisruptionBudget", "poddisruptionbudgets", True),),
+    "rbac.authorization.k8s.io/v1": (
+        ("ClusterRole", "clusterroles", False),
+        ("ClusterRoleBinding", "clusterrolebindings", False),
+    ),
+    "admissionregistration.k8s.io/v1": (
+        ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations", False),
+    ),
+    "networking.k8s.io/v1": (("NetworkPolicy", "networkpolicies", True),),
+    "cert-manager.io/v1": (("Certificate", "certificates", True), ("Issuer", "issuers", True)),
+    "monitoring.coreos.com/v1": (("ServiceMonitor", "servicemonitors", True),),
+}
 
 
 @dataclass(frozen=True)
@@ -59,8 +92,11 @@ def _status(code: int, reason: str, message: str, details: Mapping[str, Any] | N
     }
 
 
-class FakeApiServer:
-    """Start with ``start()``; point a kubeconfig at it with ``write_kubeconfig()``."""
+class FakeApiServer(LoopbackHTTP):
+    """Start with ``start()`` (or ``with``); point a kubeconfig at it with ``write_kubeconfig()``."""
+
+    thread_name = "fake-apiserver"
+    backlog = 128  # client-go sends its discovery requests in parallel
 
     def __init__(self, ca: trustme.CA, token: str = TOKEN) -> None:
         self.ca = ca
@@ -71,8 +107,8 @@ class FakeApiServer:
         self._lock = threading.Lock()
         self.requests: list[Seen] = []
         self.delay = 0.0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(self._tls)
 
     # -- fixtures -------------------------------------------------------------------------------
 
@@ -126,6 +162,14 @@ class FakeApiServer:
                 }
             )
 
+    def put_object(self, manifest: Mapping[str, Any]) -> None:
+        """Store a namespaced core/v1 manifest as it is (a Secret that ``helm install`` created)."""
+        self._put(_object_path(manifest), dict(manifest))
+
+    def delete_object(self, manifest: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._objects.pop(_object_path(manifest), None)
+
     def forbid(self, resource: str, namespace: str | None = None) -> None:
         """Answer 403 for ``resource`` (secrets, serviceaccounts, namespaces, nodes) in ``namespace``."""
         with self._lock:
@@ -154,6 +198,9 @@ class FakeApiServer:
             return 401, _status(401, "Unauthorized", "Unauthorized")
         if method != "GET":
             return 405, _status(405, "MethodNotAllowed", "the fake API server only serves GET")
+        discovery = _discovery(path)
+        if discovery is not None:
+            return 200, discovery
         segments = path.split("/")
         # /api/v1/namespaces/{ns}/{resource}/{name} | /api/v1/namespaces/{name} | /api/v1/nodes
         if path == "/api/v1/nodes":
@@ -198,44 +245,19 @@ class FakeApiServer:
             meta["continue"] = str(start + limit)
         return 200, {"apiVersion": "v1", "kind": "NodeList", "metadata": meta, "items": page}
 
-    def start(self) -> FakeApiServer:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                status, doc = fake._answer("GET", self.path, self.headers.get("Authorization"))
-                body = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply_json(*fake._answer("GET", self.path, self.headers.get("Authorization")))
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+        return Handler
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-apiserver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() first"
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+    def tls_context(self) -> ssl.SSLContext:
+        return self._tls
 
     def write_kubeconfig(
         self, path: Path, context: str = "fake", token: str | None = None, trust: trustme.CA | None = None
@@ -265,3 +287,40 @@ class FakeApiServer:
         }
         path.write_text(yaml.safe_dump(doc))
         return path
+
+
+def _object_path(manifest: Mapping[str, Any]) -> str:
+    meta = manifest["metadata"]
+    plural = next(p for kind, p, _ in RESOURCES["v1"] if kind == manifest["kind"])
+    return f"/api/v1/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+
+
+def _discovery(path: str) -> dict[str, Any] | None:
+    """``/version`` and the discovery documents client-go reads before any request; None otherwise."""
+    if path == "/version":
+        major, minor = GIT_VERSION.lstrip("v").split(".")[:2]
+        return {"major": major, "minor": minor, "gitVersion": GIT_VERSION}
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+    if path == "/apis":
+        groups = []
+        for gv in RESOURCES:
+            if "/" in gv:
+                group, version = gv.split("/")
+                preferred = {"groupVersion": gv, "version": version}
+                groups.append({"name": group, "versions": [preferred], "preferredVersion": preferred})
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+    prefix, _, gv = path.lstrip("/").partition("/")  # /api/v1 | /apis/<group>/<version>
+    if (prefix, gv) != ("api", "v1") and not (prefix == "apis" and "/" in gv and gv in RESOURCES):
+        return None
+    resources = [
+        {
+            "name": plural,
+            "singularName": kind.lower(),
+            "namespaced": namespaced,
+            "kind": kind,
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        }
+        for kind, plural, namespaced in RESOURCES[gv]
+    ]
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.infra._http import LoopbackHTTP, QuietHandler
 
 _FAKE_READ_ROLES = {
     "roles/artifactregistry.reader",
@@ -72,8 +72,10 @@ class FakeProject:
     bindings: list[dict[str, Any]] = field(default_factory=list)
 
 
-class FakeGcp:
+class FakeGcp(LoopbackHTTP):
     """State of the fake cloud plus the server; tests mutate the state between checks."""
+
+    thread_name = "fake-gcp"
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -87,8 +89,6 @@ class FakeGcp:
         self.requests: list[tuple[str, str]] = []
         self._issued: dict[str, str] = {}  # impersonated token -> service account email
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- setup helpers ---------------------------------------------------------------------------
 
@@ -122,43 +122,24 @@ class FakeGcp:
 
     # -- server ----------------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> FakeGcp:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 fake._dispatch(self, "GET")
 
             def do_POST(self) -> None:
                 fake._dispatch(self, "POST")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-gcp", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        return Handler
 
     # -- dispatch --------------------------------------------------------------------------------
 
-    def _dispatch(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+    def _dispatch(self, handler: QuietHandler, method: str) -> None:
         parts = urlsplit(handler.path)
         path = unquote(parts.path)  # once: AR ids keep their own %2F
-        length = int(handler.headers.get("content-length") or 0)
-        raw = handler.rfile.read(length) if length else b""
+        raw = handler.read_body()
         body: dict[str, Any] = json.loads(raw) if raw else {}
         auth = handler.headers.get("authorization", "")
         with self._lock:
@@ -176,12 +157,7 @@ class FakeGcp:
                     }
                 },
             )
-        payload = json.dumps(doc).encode()
-        handler.send_response(status)
-        handler.send_header("content-type", "application/json")
-        handler.send_header("content-length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
+        handler.reply_json(status, doc)
 
     def _caller(self, auth: str) -> str:
         """ "pullguard", or the email of an impersonated token; 401 otherwise."""
@@ -343,12 +319,3 @@ class _ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-@contextmanager
-def running(token: str) -> Iterator[FakeGcp]:
-    fake = FakeGcp(token).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()

@@ -50,11 +50,8 @@ def token_server_session() -> Iterator[TokenServer]:
     server = TokenServer(USERS)
     for principal, pattern in TOKEN_ACL:
         server.grant(principal, pattern, ("pull",))
-    server.start()
-    try:
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -15,14 +15,15 @@ Only 127.0.0.1; one server per test.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
+
+from tests.infra._http import LoopbackHTTP, QuietHandler
 
 _NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 
@@ -55,52 +56,27 @@ def _context(form: dict[str, list[str]]) -> dict[str, list[str]]:
     return out
 
 
-class IamSimulator:
+class IamSimulator(LoopbackHTTP):
+    thread_name = "iam-simulator"
+
     def __init__(self) -> None:
         self.answers: dict[str, Scripted] = {}
         self.requests: list[dict[str, Any]] = []
         self.refuse: tuple[int, str, str] | None = None  # (status, code, message) for every call
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def answer(self, action: str, **kwargs: Any) -> None:
         self.answers[action.lower()] = Scripted(**kwargs)
 
-    # -- server ------------------------------------------------------------------------------------
-
-    def start(self) -> IamSimulator:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
+                form = parse_qs(self.read_body().decode(), keep_blank_values=True)
                 status, body = fake._handle(form)
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/xml")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, body.encode(), "text/xml")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return Handler
 
     # -- the action ----------------------------------------------------------------------------------
 

@@ -21,15 +21,13 @@ import binascii
 import datetime as dt
 import fnmatch
 import hashlib
-import json
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,6 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tests.infra._http import LoopbackHTTP, QuietHandler
 from tests.infra._process import make_workdir, remove_workdir
 
 DEFAULT_SERVICE = "pullguard-test-registry"
@@ -107,7 +106,7 @@ class _AuthError(Exception):
     """Raised inside the handler for credential failures (answered with 401)."""
 
 
-class TokenServer:
+class TokenServer(LoopbackHTTP):
     """Threaded stdlib HTTP token server on 127.0.0.1:0; realm is ``{url}/token``.
 
     ACL model: ``grant(user, pattern, actions)`` with ``fnmatch`` patterns (note ``*`` also matches
@@ -115,6 +114,8 @@ class TokenServer:
     pullable by everybody including anonymous clients; the ``admin`` user may do anything and is
     what the image pusher uses to seed registries.
     """
+
+    thread_name = "pg-token-server"
 
     def __init__(
         self,
@@ -146,51 +147,24 @@ class TokenServer:
         self.kid = libtrust_kid(self._key.public_key())
         self.cert_bundle_path = self._workdir / "token-bundle.pem"
         self.cert_bundle_path.write_bytes(self._self_signed_cert_pem())
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
+
     def start(self) -> Self:
         """Bind 127.0.0.1:0 and serve in a daemon thread; also snapshots the policy for ``reset``."""
-        if self._server is not None:
-            return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="pg-token-server", daemon=True)
-        self._thread.start()
+        super().start()
         if self._baseline is None:
             self._baseline = self._policy.copy()
         return self
 
     def stop(self) -> None:
         """Shut the server down, join its thread and remove the key material directory."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        super().stop()
         if self._own_workdir:
             remove_workdir(self._workdir)
             self._own_workdir = False
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object | TracebackType) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("token server is not running")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def realm(self) -> str:
@@ -346,17 +320,14 @@ def _first(params: Mapping[str, list[str]], key: str) -> str | None:
 
 
 def _make_handler(ts: TokenServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
         server_version = "pullguard-test-token-server"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Silence per-request logging; tests inspect ``TokenServer.requests`` instead."""
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             if url.path != "/token":
-                self._json(404, {"errors": [{"code": "NOT_FOUND", "message": "no such endpoint"}]})
+                self.reply_json(404, {"errors": [{"code": "NOT_FOUND", "message": "no such endpoint"}]})
                 return
             q = parse_qs(url.query, keep_blank_values=True)
             scopes = [s for raw in q.get("scope", []) for s in raw.split()]
@@ -370,10 +341,9 @@ def _make_handler(ts: TokenServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+            body = self.read_body().decode("utf-8", "replace")
             if url.path != "/token":
-                self._json(404, {"errors": [{"code": "NOT_FOUND", "message": "no such endpoint"}]})
+                self.reply_json(404, {"errors": [{"code": "NOT_FOUND", "message": "no such endpoint"}]})
                 return
             form = parse_qs(body, keep_blank_values=True)
 
@@ -384,7 +354,9 @@ def _make_handler(ts: TokenServer) -> type[BaseHTTPRequestHandler]:
             grant_type = one("grant_type")
             if grant_type != "password":
                 ts._record(TokenRequest("POST", one("username"), tuple(scopes), 400, service=one("service")))
-                self._json(400, {"error": "unsupported_grant_type", "error_description": str(grant_type)})
+                self.reply_json(
+                    400, {"error": "unsupported_grant_type", "error_description": str(grant_type)}
+                )
                 return
             creds = (one("username") or "", one("password") or "")
             self._serve("POST", creds, scopes, one("service"), one("client_id"))
@@ -421,14 +393,14 @@ def _make_handler(ts: TokenServer) -> type[BaseHTTPRequestHandler]:
                 ts._record(
                     TokenRequest(method, username, tuple(scopes), fault, service=service, client_id=client_id)
                 )
-                self._json(fault, {"errors": [{"code": "UNAVAILABLE", "message": "injected failure"}]})
+                self.reply_json(fault, {"errors": [{"code": "UNAVAILABLE", "message": "injected failure"}]})
                 return
             if isinstance(creds, _AuthError) or (creds is not None and not ts.check_credentials(*creds)):
                 ts._record(
                     TokenRequest(method, username, tuple(scopes), 401, service=service, client_id=client_id)
                 )
                 # "bad creds" matches the message documented for skopeo in the research notes.
-                self._json(
+                self.reply_json(
                     401,
                     {"errors": [{"code": "UNAUTHORIZED", "message": "bad creds"}]},
                     {"WWW-Authenticate": 'Basic realm="pullguard-token-server"'},
@@ -438,7 +410,7 @@ def _make_handler(ts: TokenServer) -> type[BaseHTTPRequestHandler]:
                 ts._record(
                     TokenRequest(method, username, tuple(scopes), 400, service=service, client_id=client_id)
                 )
-                self._json(
+                self.reply_json(
                     400, {"errors": [{"code": "UNSUPPORTED", "message": f"unknown service {service!r}"}]}
                 )
                 return
@@ -457,16 +429,6 @@ def _make_handler(ts: TokenServer) -> type[BaseHTTPRequestHandler]:
             }
             if method == "POST":
                 payload["scope"] = " ".join(scopes)
-            self._json(200, payload)
-
-        def _json(self, status: int, payload: object, headers: Mapping[str, str] | None = None) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply_json(200, payload)
 
     return Handler

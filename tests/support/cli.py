@@ -50,18 +50,23 @@ def registry_config(*registries: Any, **extra: Any) -> dict[str, Any]:
     return config
 
 
-def pull_secret(
-    name: str, server: str, username: str, password: str, namespace: str = "default"
-) -> dict[str, Any]:
-    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
-    doc = {"auths": {server: {"auth": auth}}}
+def dockerconfigjson_secret(name: str, namespace: str, auths: dict[str, Any]) -> dict[str, Any]:
+    """A ``kubernetes.io/dockerconfigjson`` Secret manifest holding ``{"auths": auths}``."""
+    config = json.dumps({"auths": auths}).encode()
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "kubernetes.io/dockerconfigjson",
         "metadata": {"name": name, "namespace": namespace},
-        "data": {".dockerconfigjson": base64.b64encode(json.dumps(doc).encode()).decode()},
+        "data": {".dockerconfigjson": base64.b64encode(config).decode()},
     }
+
+
+def pull_secret(
+    name: str, server: str, username: str, password: str, namespace: str = "default"
+) -> dict[str, Any]:
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return dockerconfigjson_secret(name, namespace, {server: {"auth": auth}})
 
 
 def pod(

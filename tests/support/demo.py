@@ -8,7 +8,6 @@ field — what a person reading the file would predict from kubelet's rules.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 from tests.infra.fixtures import ALICE, BOB
 from tests.infra.images import push_image, push_index
 from tests.infra.registry import RegistryProcess
-from tests.support.cli import manifests, pull_secret, registry_config
+from tests.support.cli import dockerconfigjson_secret, manifests, pull_secret, registry_config
+from tests.support.reviews import pod_spec
 
 NAMESPACE = "shop"
 WRONG = "s3cret-OLD"
@@ -51,13 +51,7 @@ class Demo:
 def _template(
     images: list[str], secrets: list[str], sa: str | None = None, init: tuple[str, ...] = ()
 ) -> Any:
-    spec: dict[str, Any] = {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]}
-    if init:
-        spec["initContainers"] = [{"name": f"init{i}", "image": im} for i, im in enumerate(init)]
-    if secrets:
-        spec["imagePullSecrets"] = [{"name": s} for s in secrets]
-    if sa:
-        spec["serviceAccountName"] = sa
+    spec = pod_spec(images, pull_secrets=secrets, service_account=sa, init_images=init)
     return {"metadata": {"labels": {"app": "demo"}}, "spec": spec}
 
 
@@ -73,14 +67,7 @@ def _workload(kind: str, name: str, template: Any) -> dict[str, Any]:
 
 def _malformed_secret(name: str, server: str) -> dict[str, Any]:
     # ``auth`` is not base64: the API server accepts it (valid JSON), kubelet cannot decode it.
-    doc = {"auths": {server: {"auth": "not base64 at all!"}}}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/dockerconfigjson",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "data": {".dockerconfigjson": base64.b64encode(json.dumps(doc).encode()).decode()},
-    }
+    return dockerconfigjson_secret(name, NAMESPACE, {server: {"auth": "not base64 at all!"}})
 
 
 def build_demo(directory: Path, basic: RegistryProcess, token: RegistryProcess, suffix: str) -> Demo:

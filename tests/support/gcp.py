@@ -24,11 +24,8 @@ AR_HOSTS = ("us-docker.pkg.dev", "europe-west1-docker.pkg.dev", "gcr.io", "eu.gc
 
 @pytest.fixture(scope="session")
 def fake_gcp_session() -> Iterator[FakeGcp]:
-    fake = FakeGcp(PULLGUARD_TOKEN).start()
-    try:
+    with FakeGcp(PULLGUARD_TOKEN) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="session")

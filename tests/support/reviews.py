@@ -7,7 +7,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-GVK = {
+#: (group, version, resource) of every kind pullguard checks (webhook/core/workloads.py SPEC_PATHS).
+GVK: dict[str, tuple[str, str, str]] = {
     "Pod": ("", "v1", "pods"),
     "Deployment": ("apps", "v1", "deployments"),
     "StatefulSet": ("apps", "v1", "statefulsets"),

@@ -8,19 +8,20 @@ somewhere else. Everything a real registry does is tested against the real regis
 
 Each route is ``(method, path) -> Reply`` (or a callable taking the request and returning one);
 every request is recorded with its headers, so tests can assert what pullguard sent (never a
-credential to the wrong host). Standard library only; binds 127.0.0.x:0 in a daemon thread.
+credential to the wrong host). Served by tests/infra/_http.py on 127.0.0.x:0 in a daemon thread;
+``connections`` counts the TCP connections accepted.
 """
 
 from __future__ import annotations
 
-import http.server
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from tests.infra._http import LoopbackHTTP, QuietHandler
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,11 @@ class Seen:
 Route = Reply | Callable[[Seen], Reply]
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackHTTP):
     """``with ScriptedServer("127.0.0.1") as s: s.route("HEAD", "/v2/x/manifests/v1", Reply(...))``."""
+
+    thread_name = "scripted-registry"
+    quiet_errors = True  # a client that gives up mid-answer (timeouts are the point) is not an error
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
@@ -52,15 +56,15 @@ class ScriptedServer:
         self.seen: list[Seen] = []
         self.connections = 0
         self._lock = threading.Lock()
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                self.read_body()
                 seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
                 with owner._lock:
                     owner.seen.append(seen)
@@ -96,32 +100,15 @@ class ScriptedServer:
 
             do_GET = do_HEAD = do_POST = do_PUT = _any  # noqa: N815 - http.server dispatches on these names
 
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: ``seen`` is the record."""
+        return Handler
 
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def get_request(self) -> tuple[Any, Any]:
-                pair = self.socket.accept()
-                with owner._lock:
-                    owner.connections += 1
-                return pair
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                """A client that gives up mid-answer (timeouts are the point) is not an error."""
-
-        self._server = Server((host, 0), Handler)
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
+    def connected(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     @property
     def netloc(self) -> str:
         return f"{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.netloc}"
 
     def route(self, method: str, path: str, reply: Route) -> None:
         self.routes[(method, path)] = reply
@@ -129,14 +116,3 @@ class ScriptedServer:
     def requests(self, method: str | None = None) -> list[Seen]:
         with self._lock:
             return [s for s in self.seen if method is None or s.method == method]
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

@@ -21,11 +21,8 @@ _names = itertools.count()
 @pytest.fixture(scope="session")
 def fake_api(test_ca: trustme.CA) -> Iterator[FakeApiServer]:
     """One fake API server per session; tests use their own namespaces, so fixtures never collide."""
-    server = FakeApiServer(test_ca).start()
-    try:
+    with FakeApiServer(test_ca) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

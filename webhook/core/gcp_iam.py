@@ -83,12 +83,8 @@ ROLES_WITH_DOWNLOAD = frozenset(
         "roles/owner",
     }
 )
-_SCOPE_ALIASES = {
-    "cloud-platform",
-    "devstorage.read_only",
-    "devstorage.read_write",
-    "devstorage.full_control",
-}
+#: The same scopes as GKE's short aliases (``--scopes=devstorage.read_only``).
+_SCOPE_ALIASES = frozenset(scope.removeprefix(_SCOPE_PREFIX) for scope in STORAGE_SCOPES)
 
 
 def short_scope(scope: str) -> str:

@@ -277,28 +277,26 @@ _YES: _Tri = (True, ())
 _NO: _Tri = (False, ())
 
 
-def _and(parts: Iterable[_Tri]) -> _Tri:
+def _kleene(parts: Iterable[_Tri], decisive: bool) -> _Tri:
+    """Kleene's three-valued AND (``decisive=False``) or OR (``True``): the first decisive value
+    wins at once; else unknown, with every unknown part's reasons; else the other value."""
     reasons: list[str] = []
     unknown = False
     for value, why in parts:
-        if value is False:
-            return _NO
+        if value is decisive:
+            return (decisive, ())
         if value is None:
             unknown = True
             reasons.extend(why)
-    return (None, tuple(reasons)) if unknown else _YES
+    return (None, tuple(reasons)) if unknown else (not decisive, ())
+
+
+def _and(parts: Iterable[_Tri]) -> _Tri:
+    return _kleene(parts, decisive=False)
 
 
 def _or(parts: Iterable[_Tri]) -> _Tri:
-    reasons: list[str] = []
-    unknown = False
-    for value, why in parts:
-        if value is True:
-            return _YES
-        if value is None:
-            unknown = True
-            reasons.extend(why)
-    return (None, tuple(reasons)) if unknown else _NO
+    return _kleene(parts, decisive=True)
 
 
 def _not(value: _Tri) -> _Tri:
