@@ -40,6 +40,13 @@ GCP_SERVICES = frozenset(
 )
 
 
+def _existing_file(value: str | None, what: str = "") -> str | None:
+    """Paths in the configuration are checked at start, not at the first check that needs them."""
+    if value is not None and not os.path.isfile(value):
+        raise ValueError(f"file {value!r} does not exist{what}")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True, strict=False
@@ -75,9 +82,7 @@ class Network(_Model):
     @field_validator("ca_file")
     @classmethod
     def _readable(cls, value: str | None) -> str | None:
-        if value is not None and not os.path.isfile(value):
-            raise ValueError(f"file {value!r} does not exist")
-        return value
+        return _existing_file(value)
 
 
 class Cache(_Model):
@@ -186,11 +191,7 @@ class Cluster(_Model):
     @field_validator("node_docker_config")
     @classmethod
     def _docker_config_file(cls, value: str | None) -> str | None:
-        if value is not None and not os.path.isfile(value):
-            raise ValueError(
-                f"file {value!r} does not exist (a copy of the nodes' /var/lib/kubelet/config.json)"
-            )
-        return value
+        return _existing_file(value, " (a copy of the nodes' /var/lib/kubelet/config.json)")
 
     credential_providers: Literal["default", "none"] | tuple[ProviderConfig, ...] = "default"
     #: "compatible": containerd 1.x platforms.Only (amd64 takes 386, arm64 takes arm/v8..v5);
@@ -268,9 +269,7 @@ class Gcp(_Model):
     @field_validator("access_token_file")
     @classmethod
     def _token_file(cls, value: str | None) -> str | None:
-        if value is not None and not os.path.isfile(value):
-            raise ValueError(f"file {value!r} does not exist")
-        return value
+        return _existing_file(value)
 
     @field_validator("endpoints")
     @classmethod
