@@ -125,7 +125,5 @@ def create_app(reviewer: Reviewer, metrics: Metrics, readiness: Readiness = _not
 def reviewer_for(config: Config, assembly: Assembly, metrics: Metrics | None = None) -> Reviewer:
     """The Reviewer over an assembly: its engine, its cluster (labels only from a real one)."""
     cluster = assembly.cluster
-    views = assembly.views
-    assert views is not None, "build() always attaches the node view"
     namespaces = cluster if isinstance(cluster, KubeCluster) else None
-    return Reviewer(config, assembly.engine, cluster, views, namespaces=namespaces, metrics=metrics)
+    return Reviewer(config, assembly.engine, cluster, assembly.views, namespaces=namespaces, metrics=metrics)

@@ -8,7 +8,7 @@ shared by every check of a process.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from webhook.adapters.aws import AwsClients, AwsOptions, EcrChecker, EcrOptions, EksNodeResolver
 from webhook.adapters.gcp import GcpChecker, GcpOptions, GkeCluster, GkeNodeResolver, GoogleApis
@@ -106,17 +106,23 @@ class Assembly:
     engine: Engine
     registry: RegistryClient
     #: Secrets, ServiceAccounts, Namespaces, Nodes: a live cluster, or ``NoCluster``.
-    cluster: KubeCluster | NoCluster = field(default_factory=NoCluster)
-    views: ClusterViews | None = None
-    #: The node-identity resolvers the node view uses (EKS; GKE when gcp.cluster is set).
-    resolvers: tuple[NodeIdentityResolver, ...] = ()
-    clouds: Clouds | None = None
+    cluster: KubeCluster | NoCluster
+    views: ClusterViews
+    clouds: Clouds
+
+    @property
+    def resolvers(self) -> tuple[NodeIdentityResolver, ...]:
+        """The node-identity resolvers the node view uses (EKS; GKE when gcp.cluster is set)."""
+        return self.views.resolvers
+
+    async def close_clients(self) -> None:
+        """Close what ``build`` opened: the registry pool and the cloud SDK clients."""
+        await self.registry.aclose()
+        self.clouds.close()
 
     async def aclose(self) -> None:
-        await self.registry.aclose()
+        await self.close_clients()
         self.cluster.close()
-        if self.clouds is not None:
-            self.clouds.close()
 
 
 def connect_cluster(
@@ -168,4 +174,4 @@ def build(
     if metrics is not None:
         metrics.watch_stats("registry", lambda: engine.stats)
         metrics.watch_stats("kube", lambda: source.stats)
-    return Assembly(engine, registry, source, views, chosen, cloud)
+    return Assembly(engine, registry, source, views, cloud)

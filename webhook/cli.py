@@ -79,17 +79,14 @@ async def _check(
             objects, view, store, default_namespace=namespace, offline=True
         )
     # The cluster's Nodes, resolved by the cloud integrations (EKS roles, GKE node SAs), give the
-    # node groups, exactly as the webhook sees them. The adapter is closed by the caller.
+    # node groups, exactly as the webhook sees them. The caller closes the cluster adapter.
     assembly = build(config, cluster=cluster)
     assembly.engine.options = options
     try:
-        assert assembly.views is not None
         view = await assembly.views.view(pods_admitted=False)
         return await assembly.engine.check_many(objects, view, store, default_namespace=namespace)
     finally:
-        await assembly.registry.aclose()
-        if assembly.clouds is not None:
-            assembly.clouds.close()
+        await assembly.close_clients()
 
 
 def _refuse_malformed(docs: Sequence[Document], namespace: str) -> None:
