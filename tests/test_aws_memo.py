@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from webhook.adapters.aws._cache import Memo
+from webhook.memo import Memo
 
 
 class Clock:

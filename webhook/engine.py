@@ -12,7 +12,6 @@ answered by then is a ``timeout`` verdict, never a hang. The engine only talks t
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import Counter
@@ -36,14 +35,15 @@ from webhook.core.identity import (
 from webhook.core.objects import ObjectRef, ServiceAccountObject
 from webhook.core.reference import ImageReference
 from webhook.core.suggest import nearest_tags
-from webhook.core.verdict import DEFINITE_FAILURES, ImageVerdict, ObjectVerdict, is_allowed
+from webhook.core.verdict import DEFINITE_FAILURES, UNKNOWN, ImageVerdict, ObjectVerdict, is_allowed
 from webhook.core.workloads import PodTemplate, extract, object_ref
+from webhook.memo import Memo
 from webhook.ports import NodeIdentityChecker, RegistryProbe, SecretSource
 
 logger = logging.getLogger(__name__)
 ANONYMOUS = PlannedAttempt(Identity("anonymous"))
 #: Results that say nothing lasting about the registry: never cached.
-_UNCACHED = frozenset({"timeout", "unreachable", "rate-limited", "undetermined", "refused-destination"})
+_UNCACHED = UNKNOWN | {"refused-destination"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +57,6 @@ class EngineOptions:
     digest_ttl: float = 3600.0
     negative_ttl: float = 30.0
     cache_entries: int = 20000
-
-
-@dataclass(slots=True)
-class _Cached:
-    observation: Observation
-    expires: float
 
 
 class Engine:
@@ -79,11 +73,16 @@ class Engine:
         self.registry = registry
         self.checkers = dict(checkers or {})
         self._clock = clock
-        self._cache: dict[tuple[str, ...], _Cached] = {}
-        self._inflight: dict[tuple[str, ...], asyncio.Task[Observation]] = {}
-        self._private: dict[tuple[str, str], _Cached] = {}
-        self._listings: dict[tuple[str, str, str], tuple[tuple[list[str], bool], float]] = {}
         self.stats: Counter[str] = Counter()
+        size = options.cache_entries
+        #: (registry, repository, reference, credential fingerprint) -> what the registry said
+        self._observations: Memo[Observation] = Memo(0, clock=clock, max_entries=size, stats=self.stats)
+        #: (registry, repository) -> an anonymous refusal (one per repository, see _probe)
+        self._private: Memo[Observation] = Memo(options.negative_ttl, clock=clock, max_entries=size)
+        #: (registry, repository, fingerprint) -> the tags that identity may list
+        self._listings: Memo[tuple[list[str], bool]] = Memo(
+            options.negative_ttl, clock=clock, max_entries=size
+        )
 
     # -- objects ---------------------------------------------------------------------------------
 
@@ -270,13 +269,13 @@ class Engine:
         """The repository's tags as ``seer`` sees them, cached like a negative answer."""
         assert self.registry is not None
         key = (ref.domain, ref.path, seer.fingerprint)
-        hit = self._listings.get(key)
-        if hit is not None and hit[1] > self._clock():
+        hit = self._listings.peek(key)
+        if hit is not None:
             self.stats["tags_cached"] += 1
-            return hit[0]
+            return hit
         listed = await self.registry.list_tags(ref, seer.credential)
-        if listed is not None and self.options.negative_ttl > 0:
-            self._listings[key] = (listed, self._clock() + self.options.negative_ttl)
+        if listed is not None:
+            self._listings.put(key, listed, self.options.negative_ttl)
         return listed
 
     async def _probe(self, ref: ImageReference) -> Observation:
@@ -287,13 +286,13 @@ class Engine:
         anonymous success or 404 depends on the reference and is cached per reference.
         """
         key = (ref.domain, ref.path)
-        hit = self._private.get(key)
-        if hit is not None and hit.expires > self._clock():
+        hit = self._private.peek(key)
+        if hit is not None:
             self.stats["probe_cached"] += 1
-            return hit.observation
+            return hit
         observation = await self.observe(ref, ANONYMOUS)
-        if observation.result in ("unauthorized", "forbidden") and self.options.negative_ttl > 0:
-            self._private[key] = _Cached(observation, self._clock() + self.options.negative_ttl)
+        if observation.result in ("unauthorized", "forbidden"):
+            self._private.put(key, observation, self.options.negative_ttl)
         return observation
 
     @staticmethod
@@ -321,25 +320,7 @@ class Engine:
                     "credential provider); configure its integration or check this image by hand",
                 )
         key = (ref.domain, ref.path, ref.manifest_reference, attempt.fingerprint)
-        now = self._clock()
-        hit = self._cache.get(key)
-        if hit is not None and hit.expires > now:
-            self.stats["cache_hit"] += 1
-            return hit.observation
-        task = self._inflight.get(key)
-        if task is None:
-            self.stats["cache_miss"] += 1
-            task = asyncio.ensure_future(self._ask(ref, attempt))
-            self._inflight[key] = task
-            task.add_done_callback(functools.partial(self._forget, key))
-        else:
-            self.stats["single_flight"] += 1
-        observation = await asyncio.shield(task)
-        self._store(key, ref, observation)
-        return observation
-
-    def _forget(self, key: tuple[str, ...], _task: asyncio.Task[Observation]) -> None:
-        self._inflight.pop(key, None)
+        return await self._observations.get(key, lambda: self._ask(ref, attempt), lambda o: self._ttl(ref, o))
 
     async def _ask(self, ref: ImageReference, attempt: PlannedAttempt) -> Observation:
         if attempt.provider is not None:
@@ -347,17 +328,10 @@ class Engine:
         assert self.registry is not None
         return await self.registry.check(ref, attempt.credential, want_manifest=True)
 
-    def _store(self, key: tuple[str, ...], ref: ImageReference, observation: Observation) -> None:
+    def _ttl(self, ref: ImageReference, observation: Observation) -> float:
+        """How long an answer stays true: never for unknowns; by digest longer than by tag."""
         if observation.result in _UNCACHED:
-            return
+            return 0.0
         if observation.result == "pullable":
-            ttl = self.options.digest_ttl if ref.digest else self.options.tag_ttl
-        else:
-            ttl = self.options.negative_ttl
-        if ttl <= 0:
-            return
-        if len(self._cache) >= self.options.cache_entries:
-            now = self._clock()
-            for k in [k for k, v in self._cache.items() if v.expires <= now] or list(self._cache)[:1000]:
-                self._cache.pop(k, None)
-        self._cache[key] = _Cached(observation, self._clock() + ttl)
+            return self.options.digest_ttl if ref.digest else self.options.tag_ttl
+        return self.options.negative_ttl

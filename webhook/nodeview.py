@@ -6,7 +6,9 @@ it, and with a cluster to ask, the Nodes are read (``NodeSource``), every config
 and ``core.nodes.groups_from_nodes`` turns them into node groups — so a pod with a nodeSelector
 for arm64 is checked against the arm64 nodes' platform and identity. Without nodes (no cluster,
 no RBAC, an empty list) the view falls back to ``cluster.platforms``, and a failure to read them
-is a finding, not a crash. The view is rebuilt at most every ``ttl`` seconds.
+is a finding, not a crash. The view (the node docker config file included) is rebuilt at most
+every ``ttl`` seconds, or every ``ERROR_TTL`` seconds while the Nodes cannot be read — this is the
+one cache of the nodes (the kube adapter only single-flights their reads).
 
 This module composes ports only; it never imports an adapter.
 """
@@ -22,12 +24,15 @@ from dataclasses import replace
 from webhook.core.findings import Finding
 from webhook.core.identity import ClusterView, Unavailable
 from webhook.core.nodes import NodeGroup, NodeIdentities, NodeIdentity, NodeObject, groups_from_nodes
+from webhook.memo import Memo
 from webhook.ports import NodeIdentityResolver, NodeSource
 from webhook.settings import Config, cluster_view
 
 log = logging.getLogger("pullguard.nodes")
 
 VIEW_TTL = 30.0
+#: While the Nodes cannot be read, ask again this soon (as the kube adapter does for its reads).
+ERROR_TTL = 2.0
 
 
 def merge_identities(answers: Sequence[NodeIdentities]) -> NodeIdentities:
@@ -59,34 +64,24 @@ class ClusterViews:
         self.nodes = nodes
         self.resolvers = tuple(resolvers)
         self.ttl = ttl
-        self._clock = clock
-        self._cached: tuple[float, tuple[NodeGroup, ...] | None, tuple[Finding, ...]] | None = None
-        self._lock = asyncio.Lock()
+        self._views: Memo[ClusterView] = Memo(ttl, clock=clock, max_entries=1)
 
     @property
     def discovers(self) -> bool:
         return self.nodes is not None and not self.config.cluster.node_groups
 
     async def view(self, *, pods_admitted: bool) -> ClusterView:
-        groups, findings = await self._groups()
-        base = cluster_view(self.config, pods_admitted=pods_admitted, groups=groups)
-        if not findings:
-            return base
-        return replace(base, extra_findings=base.extra_findings + findings)
+        base = await self._views.get("view", self._build, self._ttl_of)
+        return base if base.pods_admitted == pods_admitted else replace(base, pods_admitted=pods_admitted)
 
-    async def _groups(self) -> tuple[tuple[NodeGroup, ...] | None, tuple[Finding, ...]]:
-        if not self.discovers:
-            return None, ()
-        cached = self._cached
-        if cached is not None and cached[0] > self._clock():
-            return cached[1], cached[2]
-        async with self._lock:
-            cached = self._cached
-            if cached is not None and cached[0] > self._clock():
-                return cached[1], cached[2]
-            groups, findings = await self._discover()
-            self._cached = (self._clock() + self.ttl, groups, findings)
-            return groups, findings
+    async def _build(self) -> ClusterView:
+        groups, findings = await self._discover() if self.discovers else (None, ())
+        base = cluster_view(self.config, pods_admitted=False, groups=groups)
+        return replace(base, extra_findings=base.extra_findings + findings) if findings else base
+
+    def _ttl_of(self, view: ClusterView) -> float:
+        unreadable = any(f.code == "nodes-unreadable" for f in view.extra_findings)
+        return min(self.ttl, ERROR_TTL) if unreadable else self.ttl
 
     async def _discover(self) -> tuple[tuple[NodeGroup, ...] | None, tuple[Finding, ...]]:
         assert self.nodes is not None
@@ -102,7 +97,10 @@ class ClusterViews:
             )
         if not nodes:
             return None, ()
-        identities = merge_identities([await self._resolve(r, nodes) for r in self.resolvers])
+        # The resolvers run together; merge_identities keeps their order (the first that knows wins).
+        identities = merge_identities(
+            await asyncio.gather(*(self._resolve(r, nodes) for r in self.resolvers))
+        )
         groups, findings = groups_from_nodes(nodes, identities)
         return (groups or None), findings
 

@@ -23,7 +23,6 @@ context — the same code for ``pullguard serve`` and ``pullguard check --kubeco
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import re
@@ -31,7 +30,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import urllib3
@@ -44,6 +42,7 @@ from webhook.core.errors import ClusterReadError, InputError
 from webhook.core.identity import AccountResult, SecretResult, Unavailable
 from webhook.core.nodes import NodeObject, node_object_from_dict
 from webhook.core.objects import secret_from_dict, service_account_from_dict
+from webhook.memo import Memo
 
 log = logging.getLogger("pullguard.kube")
 
@@ -51,8 +50,9 @@ log = logging.getLogger("pullguard.kube")
 OBJECT_TTL = 10.0
 #: Namespace labels (``pullguard.io/mode``) change rarely.
 NAMESPACE_TTL = 30.0
-#: Nodes come and go with autoscaling; node groups (platform, identity) change far more slowly.
-NODE_TTL = 60.0
+#: Not cached here: the node view (webhook/nodeview.py) is the one cache of the nodes, so a view is
+#: never older than its own TTL; reads are still single-flighted.
+NODE_TTL = 0.0
 #: A failed read is retried after this long (protects the API server during an outage).
 ERROR_TTL = 2.0
 #: Page size when listing Nodes (a 5,000-node cluster is ten requests, not one 50 MB body).
@@ -65,12 +65,6 @@ T = TypeVar("T")
 #: on_request(resource, result, seconds): result is ok | not-found | forbidden | unauthorized |
 #: unreachable | error — a bounded set, safe as a metric label.
 RequestHook = Callable[[str, str, float], None]
-
-
-@dataclass(slots=True)
-class _Entry:
-    value: Any
-    expires: float
 
 
 def _status_message(exc: ApiException) -> str:
@@ -188,10 +182,9 @@ class KubeCluster:
         self._ttl["nodes"] = node_ttl
         self._clock = clock
         self._on_request = on_request
-        self._cache: dict[tuple[str, ...], _Entry] = {}
-        self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}
         #: cache_hit / cache_miss / single_flight (read by /metrics)
         self.stats: Counter[str] = Counter()
+        self._memo: Memo[Any] = Memo(0, clock=clock, max_entries=MAX_ENTRIES, stats=self.stats)
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -324,38 +317,14 @@ class KubeCluster:
                 self._on_request(resource, result, self._clock() - started)
 
     async def _cached(self, key: tuple[str, ...], read: Callable[[], T]) -> T | Unavailable:
-        hit = self._cache.get(key)
-        if hit is not None and hit.expires > self._clock():
-            self.stats["cache_hit"] += 1
-            cached: T | Unavailable = hit.value
-            return cached
-        task = self._inflight.get(key)
-        if task is None:
-            self.stats["cache_miss"] += 1
-            task = asyncio.ensure_future(asyncio.to_thread(self._guarded, read))
-            self._inflight[key] = task
-            task.add_done_callback(functools.partial(self._store, key))
-        else:
-            self.stats["single_flight"] += 1
-        # shielded: a caller whose admission timed out does not cancel the read others wait for
-        value: T | Unavailable = await asyncio.shield(task)
-        return value
-
-    def _store(self, key: tuple[str, ...], task: asyncio.Future[Any]) -> None:
-        self._inflight.pop(key, None)
-        if task.cancelled() or task.exception() is not None:
-            return
-        value = task.result()
+        # Shared and single-flighted; a caller whose admission timed out does not cancel the read.
         ttl = self._ttl[key[0]]
-        if isinstance(value, Unavailable):
-            ttl = min(ttl, ERROR_TTL)
-        if ttl <= 0:
-            return
-        if len(self._cache) > MAX_ENTRIES:
-            now = self._clock()
-            for stale in [k for k, v in self._cache.items() if v.expires <= now] or list(self._cache)[:1000]:
-                self._cache.pop(stale, None)
-        self._cache[key] = _Entry(value, self._clock() + ttl)
+        value: T | Unavailable = await self._memo.get(
+            key,
+            lambda: asyncio.to_thread(self._guarded, read),
+            lambda v: min(ttl, ERROR_TTL) if isinstance(v, Unavailable) else ttl,
+        )
+        return value
 
     @staticmethod
     def _guarded(read: Callable[[], T]) -> T | Unavailable:

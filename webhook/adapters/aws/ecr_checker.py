@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from webhook.adapters.aws._cache import Memo
 from webhook.adapters.aws.clients import AwsClients
 from webhook.adapters.aws.errors import AwsCallError
 from webhook.adapters.aws.policies import PolicyReader, RoleUnreadableError, matching_rule
@@ -43,6 +42,7 @@ from webhook.core.identity import PlannedAttempt, StaticCredential
 from webhook.core.redact import Secret
 from webhook.core.reference import ImageReference
 from webhook.core.registries import EcrHost, parse_ecr_host
+from webhook.memo import Memo
 
 #: The plugin caches a token for half its validity; pullguard does the same, never less than this
 #: (moto's tokens claim to have expired in 2015), never more than 6 h.

@@ -27,12 +27,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from webhook.adapters.aws._cache import Memo
 from webhook.adapters.aws.clients import AwsClients
 from webhook.adapters.aws.errors import AwsCallError
 from webhook.core.findings import Finding
 from webhook.core.nodes import FargateSelector, NodeGroup, NodeIdentities, NodeIdentity, NodeObject
 from webhook.core.platforms import Platform
+from webhook.memo import Memo
 
 _PROVIDER_ID = re.compile(r"aws:///([^/]*)/(i-[0-9a-f]+)", re.ASCII)
 _REGION_OF_ZONE = re.compile(r"([a-z]{2}(?:-[a-z]+)+-\d+)", re.ASCII)

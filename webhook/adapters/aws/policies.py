@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from webhook.adapters.aws._cache import Memo
 from webhook.adapters.aws.clients import AwsClients
 from webhook.adapters.aws.errors import AwsCallError
 from webhook.core.ecr import RoleArn
 from webhook.core.iam_policy import BOUNDARY, IDENTITY, RESOURCE, Policy, PolicyError, parse_policy
 from webhook.core.registries import EcrHost
+from webhook.memo import Memo
 
 MAX_PAGES = 20
 
