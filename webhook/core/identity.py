@@ -145,7 +145,10 @@ class PlannedAttempt:
         if self.provider is not None:
             principal = self.node_identity.principal if self.node_identity else ""
             scopes = ",".join(self.node_identity.scopes) if self.node_identity else ""
-            return f"provider:{self.provider.kind}:{principal}:{scopes}"
+            # The node group too: a checker's answer names the group it judged ("node role X of
+            # node group ng-a"), so groups sharing a role must not share a cached sentence.
+            group = self.identity.node_group or ""
+            return f"provider:{self.provider.kind}:{principal}:{scopes}:{group}"
         return "anonymous"
 
 

@@ -13,8 +13,6 @@ Policies are cached for ``ttl`` seconds per resource: many images share a reposi
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -24,6 +22,7 @@ from webhook.adapters.gcp.apis import GoogleApis
 from webhook.core.errors import CloudError
 from webhook.core.gcp_iam import Binding, Condition, Policy
 from webhook.core.gcp_names import ArTarget
+from webhook.memo import Memo
 
 T = TypeVar("T")
 #: A project's ancestry is at most 10 folders deep under its organization (Resource Manager limit).
@@ -49,9 +48,7 @@ def _policy(resource: str, proto: Any) -> Policy:
 class PolicyReader:
     def __init__(self, apis: GoogleApis, ttl: float = 60.0) -> None:
         self._apis = apis
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, object]] = {}
-        self._inflight: dict[str, asyncio.Future[object]] = {}
+        self._memo: Memo[object] = Memo(ttl)
 
     async def read(self, target: ArTarget) -> PolicySet:
         policies: list[Policy] = []
@@ -79,18 +76,8 @@ class PolicyReader:
     async def _once(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T | CloudError:
         """``fetch()`` cached for ``ttl`` and single-flighted: parallel checks of one repository
         (every image of a chart) read each policy once."""
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
-            return cast("T | CloudError", hit[1])
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._capture(fetch))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
-        result = await asyncio.shield(task)
-        self._cache[key] = (time.monotonic() + self._ttl, result)
-        return cast("T | CloudError", result)
+        # Errors are captured as values, so a refusal is kept for the TTL too (as before).
+        return cast("T | CloudError", await self._memo.get(key, lambda: self._capture(fetch)))
 
     @staticmethod
     async def _capture(fetch: Callable[[], Awaitable[object]]) -> object:
