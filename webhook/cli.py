@@ -62,26 +62,22 @@ async def _check(
     namespace: str,
     *,
     offline: bool,
-    exempt: bool = True,
     cluster: KubeCluster | None = None,
 ) -> list[ObjectVerdict]:
     """Run the engine once: offline without any registry client, online with the full assembly.
 
     With a cluster, Nodes give the node groups (unless the configuration names them).
     """
-    options = engine_options(config)
-    if not exempt:
-        options = replace(options, exempt_namespaces=())
     if offline:
-        # Offline contacts no registry and no cloud API: Nodes give platforms only.
+        # Offline contacts no registry and no cloud API (an engine without a registry plans
+        # only); Nodes give platforms only.
         view = await ClusterViews(config, cluster).view(pods_admitted=False)
-        return await Engine(options).check_many(
-            objects, view, store, default_namespace=namespace, offline=True
+        return await Engine(engine_options(config)).check_many(
+            objects, view, store, default_namespace=namespace
         )
     # The cluster's Nodes, resolved by the cloud integrations (EKS roles, GKE node SAs), give the
     # node groups, exactly as the webhook sees them. The caller closes the cluster adapter.
     assembly = build(config, cluster=cluster)
-    assembly.engine.options = options
     try:
         view = await assembly.views.view(pods_admitted=False)
         return await assembly.engine.check_many(objects, view, store, default_namespace=namespace)
@@ -106,17 +102,33 @@ def _refuse_malformed(docs: Sequence[Document], namespace: str) -> None:
         _fail(problems[-1])
 
 
-def _collect_objects(docs: Sequence[Document], namespace: str, store: StreamObjects) -> None:
-    """Feed Secrets and ServiceAccounts of the input to the in-memory source (as the cluster would)."""
+def _collect_objects(
+    docs: Sequence[Document], namespace: str, store: StreamObjects, *, secret_files: bool = False
+) -> list[str]:
+    """Feed Secrets and ServiceAccounts of the input to the in-memory source (as the cluster would).
+
+    Returns the Secrets' names in input order. ``secret_files`` (explain's ``--secret-file``): the
+    Secrets are used as if they were in ``namespace`` — only the reviewed namespace's secrets are
+    ever used (DESIGN 5) — and other kinds are skipped with a note.
+    """
+    names: list[str] = []
     for doc in docs:
         kind = doc.obj.get("kind")
         try:
             if kind == "Secret":
-                store.add_secret(secret_from_dict(doc.obj, namespace, doc.source))
+                secret = secret_from_dict(doc.obj, namespace, doc.source)
+                if secret_files and secret.namespace != namespace:
+                    secret = replace(secret, namespace=namespace)
+                store.add_secret(secret)
+                names.append(secret.name)
             elif kind == "ServiceAccount":
                 store.add_service_account(service_account_from_dict(doc.obj, namespace, doc.source))
+            elif secret_files:
+                # "every Secret of those files": a manifest that also holds workloads is fine.
+                click.echo(f"pullguard: {doc.source}: ignoring {kind or 'a document without kind'}", err=True)
         except InputError as exc:
             _fail(exc.message)  # it names the document: "Secret rendered.yaml#1 regcred: data[...]"
+    return names
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -214,32 +226,6 @@ def _locator(docs: Sequence[Document]) -> Locator:
     return locate
 
 
-def _explain_secrets(secret_files: Sequence[str], namespace: str, store: StreamObjects) -> list[str]:
-    names: list[str] = []
-    try:
-        docs = read_inputs(list(secret_files))
-    except PullguardError as exc:
-        _fail(str(exc))
-    for doc in docs:
-        kind = doc.obj.get("kind")
-        try:
-            if kind == "Secret":
-                secret = secret_from_dict(doc.obj, namespace, doc.source)
-                if secret.namespace != namespace:
-                    # Only the reviewed namespace's secrets are ever used (DESIGN 5).
-                    secret = replace(secret, namespace=namespace)
-                store.add_secret(secret)
-                names.append(secret.name)
-            elif kind == "ServiceAccount":
-                store.add_service_account(service_account_from_dict(doc.obj, namespace, doc.source))
-            else:
-                # "every Secret of those files": a manifest that also holds workloads is fine.
-                click.echo(f"pullguard: {doc.source}: ignoring {kind or 'a document without kind'}", err=True)
-        except InputError as exc:
-            _fail(exc.message)  # it names the document: "Secret rendered.yaml#1 regcred: data[...]"
-    return names
-
-
 @cli.command()
 @click.argument("image")
 @click.option("--namespace", default="default", show_default=True)
@@ -269,7 +255,11 @@ def explain(
     except PullguardError as exc:
         _fail(str(exc))
     store = StreamObjects()
-    file_secrets = _explain_secrets(secret_files, namespace, store)
+    try:
+        secret_docs = read_inputs(list(secret_files))
+    except PullguardError as exc:
+        _fail(str(exc))
+    file_secrets = _collect_objects(secret_docs, namespace, store, secret_files=True)
     names = list(pull_secrets) or file_secrets
     pod: dict[str, Any] = {
         "apiVersion": "v1",
@@ -282,7 +272,8 @@ def explain(
         },
     }
     # explain answers for the image itself: namespace exemptions do not hide it.
-    results = asyncio.run(_check(config, [(pod, "explain")], store, namespace, offline=offline, exempt=False))
+    unexempt = config.model_copy(update={"exempt_namespaces": ()})
+    results = asyncio.run(_check(unexempt, [(pod, "explain")], store, namespace, offline=offline))
     result = results[0] if results else None
     if result is None or not result.images:
         findings = "; ".join(f.message for f in (result.findings if result else ()))

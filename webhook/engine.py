@@ -30,6 +30,7 @@ from webhook.core.identity import (
     PlannedAttempt,
     PodPlan,
     SecretResult,
+    needs_service_account,
     plan_pod,
 )
 from webhook.core.objects import ObjectRef, ServiceAccountObject
@@ -93,7 +94,7 @@ class Engine:
         namespace = template.object.namespace or "default"
         account: AccountResult = None
         names = [r.name for r in template.pull_secrets if r.name]
-        if not template.pull_secrets and not (template.is_pod and admitted):
+        if needs_service_account(template, admitted):
             account = await secrets.get_service_account(namespace, template.service_account)
             if isinstance(account, ServiceAccountObject):
                 names = [n for n in account.image_pull_secrets if n]
@@ -111,14 +112,14 @@ class Engine:
         cluster: ClusterView,
         secrets: SecretSource,
         *,
-        offline: bool = False,
         deadline: float | None = None,
     ) -> ObjectVerdict:
+        """The verdict of one pod template; without a registry (``--offline``), the plan only."""
         namespace = template.object.namespace
         if namespace in self.options.exempt_namespaces:
             return ObjectVerdict(template.object, True, (), (), exempt=f"namespace {namespace} is exempt")
         plan = await self.plan(template, cluster, secrets)
-        if offline or self.registry is None:
+        if self.registry is None:
             images = [planned_only(p) for p in plan.images]
         else:
             images = await self.check_images(plan.images, deadline)
@@ -133,7 +134,6 @@ class Engine:
         *,
         default_namespace: str,
         source: str = "",
-        offline: bool = False,
         deadline: float | None = None,
     ) -> ObjectVerdict | None:
         """Check one manifest; None when it is not a workload. A malformed object is a verdict."""
@@ -146,7 +146,7 @@ class Engine:
             )
         if template is None:
             return None
-        return await self.check_template(template, cluster, secrets, offline=offline, deadline=deadline)
+        return await self.check_template(template, cluster, secrets, deadline=deadline)
 
     async def check_many(
         self,
@@ -155,7 +155,6 @@ class Engine:
         secrets: SecretSource,
         *,
         default_namespace: str,
-        offline: bool = False,
     ) -> list[ObjectVerdict]:
         """Check every object concurrently (the caches make repeated images nearly free)."""
         # One deadline for the whole check, as for one admission request: every object starts
@@ -169,7 +168,6 @@ class Engine:
                     secrets,
                     default_namespace=default_namespace,
                     source=src,
-                    offline=offline,
                     deadline=deadline,
                 )
                 for obj, src in objects
@@ -223,6 +221,9 @@ class Engine:
         if plan.certain is not None or ref is None:
             return assess(plan, [])
         observations: list[list[Observation]] = []
+        # A pull secret is the same question on every node group: ask it once per check, even
+        # when its answer (a timeout, a 429) is one the cache may not keep.
+        asked: dict[str, Observation] = {}
         for group in plan.groups:
             obs: list[Observation] = []
             succeeded = False
@@ -230,7 +231,9 @@ class Engine:
                 if succeeded:
                     obs.append(NOT_TRIED)
                     continue
-                o = await self.observe(ref, attempt)
+                o = asked.get(attempt.fingerprint)
+                if o is None:
+                    o = asked[attempt.fingerprint] = await self.observe(ref, attempt)
                 obs.append(o)
                 succeeded = o.result == "pullable"
             observations.append(obs)

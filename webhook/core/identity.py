@@ -215,13 +215,23 @@ def image_is_exempt(patterns: Sequence[str], ref: ImageReference) -> str | None:
     return None
 
 
+def needs_service_account(template: PodTemplate, admitted: bool) -> bool:
+    """Whether the ServiceAccount's ``imagePullSecrets`` decide the pod's pull secrets.
+
+    The ServiceAccount admission plugin copies them only into a Pod that lists none, and a Pod
+    that passed admission already carries them; a template, or a Pod read from a file, has not
+    passed it (plugin/pkg/admission/serviceaccount/admission.go).
+    """
+    return not template.pull_secrets and not (template.is_pod and admitted)
+
+
 def _pull_secret_names(
     template: PodTemplate, account: AccountResult, admitted: bool
 ) -> tuple[list[PullSecretRef], list[Finding]]:
     """The pull secrets kubelet will read, applying the ServiceAccount admission rule if needed."""
     refs = list(template.pull_secrets)
     findings: list[Finding] = []
-    if refs or (template.is_pod and admitted):
+    if not needs_service_account(template, admitted):
         return refs, findings
     sa_where = f"ServiceAccount {template.object.namespace}/{template.service_account}"
     if isinstance(account, ServiceAccountObject):
