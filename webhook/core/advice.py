@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from webhook.core.identity import Identity
+from webhook.core.outcomes import describe_status
 from webhook.core.reference import ImageReference
 
 
@@ -36,14 +37,12 @@ class Facts:
     repository_missing: bool = False
     matched_credentials: int = 0
     problem: str = ""
+    secret: str | None = None  # secret-malformed: namespace/name of the secret kubelet cannot decode
     offline: bool = False
 
 
 def _status(f: Facts) -> str:
-    parts = [str(f.observation_status)] if f.observation_status else []
-    if f.observation_code:
-        parts.append(f.observation_code)
-    return " ".join(parts)
+    return describe_status(f.observation_status, f.observation_code)
 
 
 def _repo(f: Facts) -> str:
@@ -200,18 +199,9 @@ def _platform(f: Facts) -> tuple[str, str | None]:
     return msg, fix
 
 
-def _certain_text(default_fix: str) -> object:
-    def handler(f: Facts) -> tuple[str, str | None]:
-        return f.problem or f.outcome, default_fix
-
-    return handler
-
-
 def _secret_malformed(f: Facts) -> tuple[str, str | None]:
     msg = f"{f.problem}; kubelet aborts the credential lookup for every image of this pod, even public ones"
-    secret = (
-        f.problem.split(":", 1)[0].removeprefix("secret ").strip() if f.problem.startswith("secret ") else ""
-    )
+    secret = f.secret or ""
     name = secret.split("/")[-1] if secret else "<secret>"
     fix = (
         f"recreate secret {secret or name}: kubectl create secret docker-registry {name} --docker-server=… "

@@ -242,7 +242,9 @@ def _certain(plan: ImagePlan) -> ImageVerdict:
     site = plan.site
     outcome = plan.certain or "invalid-reference"
     ref = plan.reference
-    facts = Facts(outcome=outcome, reference=ref, identity=None, problem=plan.problem or "")
+    facts = Facts(
+        outcome=outcome, reference=ref, identity=None, problem=plan.problem or "", secret=plan.secret
+    )
     message, fix = advise(facts)
     return ImageVerdict(
         field=site.field,

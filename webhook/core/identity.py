@@ -116,6 +116,14 @@ class Identity:
             return f"credential provider {self.name}{group}"
         return f"anonymous{group}"
 
+    @property
+    def display_with_group(self) -> str:
+        """``display``, and the node group for the kinds whose sentence leaves it out (a pull
+        secret or the node docker config is tried once on each group the pod can land on)."""
+        if self.node_group and self.kind in ("pull-secret", "node-docker-config"):
+            return f"{self.display} on node group {self.node_group}"
+        return self.display
+
 
 @dataclass(frozen=True, slots=True)
 class StaticCredential:
@@ -169,7 +177,7 @@ class ImagePlan:
     groups: tuple[GroupPlan, ...]
     certain: str | None = None  # invalid-reference | secret-malformed | skipped: no registry needed
     problem: str | None = None  # the message for a certain outcome
-    problem_field: str | None = None
+    secret: str | None = None  # secret-malformed: the secret kubelet cannot decode (namespace/name)
     #: Why kubelet's credentials are not all known (a pull secret or the ServiceAccount could not be
     #: read): a refusal of the identities pullguard knows is then not a certain answer.
     credentials_unknown: str | None = None
@@ -181,7 +189,6 @@ class PodPlan:
     images: tuple[ImagePlan, ...]
     findings: tuple[Finding, ...]
     placement: Placement
-    pull_secrets: tuple[str, ...] = ()  # the secret names kubelet will read, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,10 +260,9 @@ def _pull_secret_names(
 
 def _secret_keyring(
     refs: Sequence[PullSecretRef], secrets: Mapping[str, SecretResult], namespace: str
-) -> tuple[Keyring[PlannedAttempt], list[Finding], SecretMalformedError | None, list[str]]:
+) -> tuple[Keyring[PlannedAttempt], list[Finding], SecretMalformedError | None]:
     keyring: Keyring[PlannedAttempt] = Keyring()
     findings: list[Finding] = []
-    used: list[str] = []
     for ref in refs:
         if not ref.name:
             findings.append(
@@ -293,8 +299,7 @@ def _secret_keyring(
                     f"{exc.message}; kubelet cannot decode it and aborts every image's credential lookup",
                 )
             )
-            return keyring, findings, exc, used
-        used.append(qualified)
+            return keyring, findings, exc
         if entries is None:
             findings.append(
                 Finding(
@@ -309,7 +314,7 @@ def _secret_keyring(
             cred = StaticCredential(entry.username, entry.password)
             ident = Identity("pull-secret", qualified, username=entry.username or None)
             keyring.add(entry.key, PlannedAttempt(ident, cred))
-    return keyring, findings, None, used
+    return keyring, findings, None
 
 
 def _node_keyring(config: NodeDockerConfig | None) -> Keyring[PlannedAttempt]:
@@ -378,7 +383,7 @@ def plan_pod(
     findings: list[Finding] = list(template.findings) + list(cluster.extra_findings)
     refs, sa_findings = _pull_secret_names(template, account, cluster.pods_admitted)
     findings.extend(sa_findings)
-    secret_ring, secret_findings, malformed, used = _secret_keyring(refs, secrets, namespace)
+    secret_ring, secret_findings, malformed = _secret_keyring(refs, secrets, namespace)
     findings.extend(secret_findings)
     node_ring = _node_keyring(cluster.node_docker_config)
 
@@ -401,7 +406,7 @@ def plan_pod(
     for site in template.images:
         image = _plan_image(site, cluster, placement, secret_ring, node_ring, malformed, many)
         images.append(replace(image, credentials_unknown=unreadable) if unreadable else image)
-    return PodPlan(template, tuple(images), tuple(findings), placement, tuple(used))
+    return PodPlan(template, tuple(images), tuple(findings), placement)
 
 
 def _plan_image(
@@ -418,7 +423,7 @@ def _plan_image(
     try:
         ref = parse_normalized_named(site.image)
     except InvalidReferenceError as exc:
-        return ImagePlan(site, None, bare, "invalid-reference", exc.reason, site.field)
+        return ImagePlan(site, None, bare, "invalid-reference", exc.reason)
     if not ref.domain:
         # distribution/reference accepts "foo_bar.com/x" with no domain (the host is not a valid
         # DNS name); containerd would still try to reach "foo_bar.com", which cannot resolve.
@@ -426,12 +431,12 @@ def _plan_image(
         reason = (
             f"the registry host {host!r} is not a valid host name ('_' is not allowed); no node can reach it"
         )
-        return ImagePlan(site, ref, bare, "invalid-reference", reason, site.field)
+        return ImagePlan(site, ref, bare, "invalid-reference", reason)
     exempt = image_is_exempt(cluster.exempt_images, ref)
     if exempt is not None:
-        return ImagePlan(site, ref, bare, "skipped", f"exempted by exemptImages pattern {exempt!r}", None)
+        return ImagePlan(site, ref, bare, "skipped", f"exempted by exemptImages pattern {exempt!r}")
     if malformed is not None:
-        return ImagePlan(site, ref, bare, "secret-malformed", malformed.message, malformed.field)
+        return ImagePlan(site, ref, bare, "secret-malformed", malformed.message, secret=malformed.secret)
 
     repo = ref.name
     from_secrets = [_key_from(m.value, m.key) for m in secret_ring.lookup(repo)]

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 
 from webhook.core.findings import Finding
+from webhook.core.outcomes import describe_status
 from webhook.core.verdict import ImageVerdict, ObjectVerdict, Report
 
 WARNING_LIMIT = 120
@@ -56,9 +57,8 @@ def permission_answer(image: ImageVerdict) -> str:
     deciding = next(
         (a for a in image.attempts if a.identity == image.identity and a.result != "not-tried"), None
     )
-    status = ""
-    if deciding is not None and (deciding.status or deciding.code):
-        status = " (" + " ".join(str(x) for x in (deciding.status, deciding.code) if x) + ")"
+    shown = describe_status(deciding.status, deciding.code) if deciding is not None else ""
+    status = f" ({shown})" if shown else ""
     if image.outcome in ("pullable", "platform-mismatch"):
         return "yes"
     if image.outcome == "not-found":
@@ -113,13 +113,11 @@ def image_lines(image: ImageVerdict, color: bool = False) -> list[str]:
         rows.append(("fix", c(_BOLD, image.fix)))
     lines = [head] + [f"    {c(_DIM, f'{k:<11}')} {v}" for k, v in rows]
     for n, a in enumerate(image.attempts, 1):
-        status = " ".join(str(x) for x in (a.status, a.code) if x)
+        status = describe_status(a.status, a.code)
         key = f" [{a.identity.key}]" if a.identity.key else ""
         label = "tried" if n == 1 else ""
         tail = f" {status}" if status else ""
-        who = a.identity.display
-        if a.identity.node_group and a.identity.node_group not in who:
-            who += f" on node group {a.identity.node_group}"  # a pull secret tried on each group
+        who = a.identity.display_with_group
         lines.append(f"    {c(_DIM, f'{label:<11}')} {n}. {who}{key} → {a.result}{tail}")
     return lines
 

@@ -51,7 +51,6 @@ class ImageSite:
     container: str | None  # container name, or the volume name for an image volume
     image: str  # as written
     kind: str  # container | initContainer | ephemeralContainer | imageVolume
-    pull_policy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +156,6 @@ def _images(spec: Mapping[str, Any], base: str, is_pod: bool) -> tuple[list[Imag
                 raise InputError(f"{where} must be an object", where)
             name = c.get("name") if isinstance(c.get("name"), str) else None
             image = c.get("image")
-            policy = c.get("imagePullPolicy") if isinstance(c.get("imagePullPolicy"), str) else None
             if image is None or image == "":
                 # The API allows an empty image only in templates (defaulted later); a Pod needs one.
                 findings.append(
@@ -172,7 +170,7 @@ def _images(spec: Mapping[str, Any], base: str, is_pod: bool) -> tuple[list[Imag
                 continue
             if not isinstance(image, str):
                 raise InputError(f"{where}.image must be a string", f"{where}.image")
-            sites.append(ImageSite(f"{where}.image", name, image, kind, policy))
+            sites.append(ImageSite(f"{where}.image", name, image, kind))
     for i, vol in enumerate(_list(spec.get("volumes"), f"{base}.volumes")):
         where = f"{base}.volumes[{i}]"
         if not isinstance(vol, Mapping):
@@ -186,7 +184,6 @@ def _images(spec: Mapping[str, Any], base: str, is_pod: bool) -> tuple[list[Imag
         if ref is not None and not isinstance(ref, str):
             raise InputError(f"{where}.image.reference must be a string", f"{where}.image.reference")
         name = vol.get("name") if isinstance(vol.get("name"), str) else None
-        policy = src.get("pullPolicy") if isinstance(src.get("pullPolicy"), str) else None
         if not isinstance(ref, str) or not ref:
             findings.append(
                 Finding(
@@ -197,7 +194,7 @@ def _images(spec: Mapping[str, Any], base: str, is_pod: bool) -> tuple[list[Imag
                 )
             )
             continue
-        sites.append(ImageSite(f"{where}.image.reference", name, ref, "imageVolume", policy))
+        sites.append(ImageSite(f"{where}.image.reference", name, ref, "imageVolume"))
     return sites, findings
 
 
