@@ -52,17 +52,7 @@ def _salvage_uid(body: bytes) -> str | None:
 
 def _bad_request(message: str, code: int = 400) -> JSONResponse:
     reason = {400: "BadRequest", 413: "RequestEntityTooLarge"}.get(code, "BadRequest")
-    return JSONResponse(
-        {
-            "apiVersion": "v1",
-            "kind": "Status",
-            "status": "Failure",
-            "code": code,
-            "reason": reason,
-            "message": f"pullguard: {message}",
-        },
-        status_code=code,
-    )
+    return JSONResponse(Status(code, reason, f"pullguard: {message}").document(), status_code=code)
 
 
 async def _read_body(request: Request) -> bytes | JSONResponse:

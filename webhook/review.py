@@ -35,7 +35,9 @@ from webhook.core.admission import (
     EPHEMERAL,
     AdmissionResponse,
     BadReview,
+    Cause,
     ReviewRequest,
+    Status,
     invalid,
     mark_unchanged,
     parse_review,
@@ -225,18 +227,10 @@ class Reviewer:
             )
             self._count("invalid", "other", self.config.mode, "other", started, ())
             return Answer(200, response.to_review(), response)
-        document: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "Status",
-            "status": "Failure",
-            "code": 400,
-            "reason": "BadRequest",
-            "message": f"pullguard: not an AdmissionReview: {bad.message}",
-        }
-        if bad.field:
-            document["details"] = {
-                "causes": [{"reason": "FieldValueInvalid", "field": bad.field, "message": bad.message}]
-            }
+        causes = (Cause(bad.field, bad.message),) if bad.field else ()
+        document = Status(
+            400, "BadRequest", f"pullguard: not an AdmissionReview: {bad.message}", causes
+        ).document()
         self._log({"uid": None, "verdict": "rejected", "code": 400, "field": bad.field or None}, started)
         self._count("invalid", "other", self.config.mode, "other", started, ())
         return Answer(400, document)

@@ -37,7 +37,13 @@ from typing import Any
 
 from webhook.core.errors import InputError
 from webhook.core.findings import Finding
-from webhook.core.render import audit_annotation, denial_message, finding_warning, warning
+from webhook.core.render import (
+    audit_annotation,
+    clip,
+    denial_message,
+    finding_warning,
+    warning,
+)
 from webhook.core.verdict import ImageVerdict, ObjectVerdict, is_allowed
 from webhook.core.workloads import PodTemplate, extract
 
@@ -56,7 +62,6 @@ MODES = ("enforce", "warn", "audit")
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 #: The only subresource whose admission can add images (kubectl debug).
 EPHEMERAL = "ephemeralcontainers"
-WARNING_LIMIT = 120
 #: The API server keeps at most 4096 bytes of warnings per request (apiserver ``warning``
 #: recorder); 30 x 120 stays under it, the last slot says how many were left out.
 MAX_WARNINGS = 30
@@ -124,6 +129,10 @@ class Status:
                 "causes": [{"reason": c.reason, "field": c.field, "message": c.message} for c in self.causes]
             }
         return out
+
+    def document(self) -> dict[str, Any]:
+        """A whole ``metav1.Status`` object: the body of an HTTP error to the API server."""
+        return {"apiVersion": "v1", "kind": "Status", **self.to_json()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,10 +424,6 @@ def mark_unchanged(verdict: ObjectVerdict, fields: frozenset[str], on_unknown: s
 # -- answering ----------------------------------------------------------------------------------
 
 
-def clip(text: str, limit: int = WARNING_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _bounded(warnings: Iterable[str]) -> tuple[str, ...]:
     unique = list(dict.fromkeys(clip(w) for w in warnings))
     if len(unique) <= MAX_WARNINGS:
@@ -434,12 +439,6 @@ def _object_finding(f: Finding) -> bool:
 
 def _annotations(verdict: ObjectVerdict, mode: str) -> dict[str, str]:
     return {AUDIT_KEY: audit_annotation(verdict), MODE_AUDIT_KEY: mode}
-
-
-def _blocking(image: ImageVerdict, on_unknown: str) -> bool:
-    if not image.changed:
-        return False
-    return image.failed or (image.unknown and image.checked and on_unknown == "deny")
 
 
 def _noteworthy(image: ImageVerdict, on_unknown: str) -> bool:
@@ -478,7 +477,7 @@ def respond(
         note = json.dumps({"allowed": True, "exempt": verdict.exempt}, separators=(",", ":"), sort_keys=True)
         return AdmissionResponse(uid, True, "skipped", audit={AUDIT_KEY: note, MODE_AUDIT_KEY: mode})
     audit = _annotations(verdict, mode)
-    blocking = [i for i in verdict.images if _blocking(i, on_unknown)]
+    blocking = [i for i in verdict.images if i.blocks(on_unknown)]
     errors = [f for f in verdict.findings if f.severity == "error"]
     others = [i for i in verdict.images if _noteworthy(i, on_unknown) and i not in blocking]
     findings = [f for f in verdict.findings if _object_finding(f) and f.severity != "error"]

@@ -209,12 +209,16 @@ def warning(image: ImageVerdict) -> str:
         text += f" as {who}"
     if image.suggestions:
         text += f" (did you mean {image.suggestions[0]}?)"
-    return text if len(text) <= WARNING_LIMIT else text[: WARNING_LIMIT - 1] + "…"
+    return clip(text)
 
 
 def finding_warning(f: Finding) -> str:
-    text = f"pullguard: {f.message}"
-    return text if len(text) <= WARNING_LIMIT else text[: WARNING_LIMIT - 1] + "…"
+    return clip(f"pullguard: {f.message}")
+
+
+def clip(text: str, limit: int = WARNING_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (kubectl warnings: 120, DESIGN 1.2)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def audit_annotation(result: ObjectVerdict) -> str:

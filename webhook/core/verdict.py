@@ -131,6 +131,13 @@ class ImageVerdict:
     def unknown(self) -> bool:
         return self.outcome in UNKNOWN
 
+    def blocks(self, on_unknown: str) -> bool:
+        """Whether this image denies its object: a definite failure, or an unknown under
+        ``onUnknown: deny`` — never an image unchanged on UPDATE (DESIGN 4)."""
+        if not self.changed:
+            return False
+        return self.failed or (self.unknown and self.checked and on_unknown == "deny")
+
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
             "field": self.field,
@@ -189,14 +196,7 @@ def is_allowed(images: Sequence[ImageVerdict], findings: Sequence[Finding], on_u
     """Whether an object passes: no definite failure, no error finding, unknowns per ``onUnknown``."""
     if any(f.severity == "error" for f in findings):
         return False
-    for image in images:
-        if not image.changed:
-            continue
-        if image.failed:
-            return False
-        if image.unknown and image.checked and on_unknown == "deny":
-            return False
-    return True
+    return not any(image.blocks(on_unknown) for image in images)
 
 
 @dataclass(frozen=True, slots=True)
