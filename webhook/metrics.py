@@ -29,25 +29,18 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from webhook.core.admission import DECISIONS
+from webhook.core.admission import MODES as ADMISSION_MODES
+from webhook.core.admission import OPERATIONS as ADMISSION_OPERATIONS
 from webhook.core.verdict import OUTCOMES
+from webhook.core.workloads import SPEC_PATHS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-KINDS = frozenset(
-    {
-        "Pod",
-        "Deployment",
-        "StatefulSet",
-        "DaemonSet",
-        "ReplicaSet",
-        "ReplicationController",
-        "Job",
-        "CronJob",
-        "PodTemplate",
-    }
-)
-VERDICTS = frozenset({"allowed", "denied", "warned", "audited", "invalid", "skipped", "error"})
-MODES = frozenset({"enforce", "warn", "audit"})
-OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+KINDS = frozenset(SPEC_PATHS)  # the kinds that carry a pod template (core/workloads.py)
+VERDICTS = frozenset(DECISIONS)
+MODES = frozenset(ADMISSION_MODES)
+OPERATIONS = frozenset(ADMISSION_OPERATIONS)
+_OUTCOMES = frozenset(OUTCOMES)
 METHODS = frozenset({"GET", "HEAD", "POST"})
 KUBE_RESOURCES = frozenset({"secrets", "serviceaccounts", "namespaces", "nodes"})
 KUBE_RESULTS = frozenset({"ok", "not-found", "forbidden", "unauthorized", "unreachable", "error"})
@@ -183,7 +176,7 @@ class Metrics:
         self.admissions.labels(verdict, _one_of(kind, KINDS), mode, _one_of(operation, OPERATIONS)).inc()
         self.duration.labels(verdict).observe(max(0.0, seconds))
         for outcome in outcomes:
-            self.images.labels(_one_of(outcome, frozenset(OUTCOMES)), mode).inc()
+            self.images.labels(_one_of(outcome, _OUTCOMES), mode).inc()
 
     def certificate_reload(self, ok: bool) -> None:
         self.certificate_reloads.labels("ok" if ok else "failed").inc()

@@ -73,7 +73,6 @@ class Answer:
 
     status: int
     document: dict[str, Any]
-    response: AdmissionResponse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +171,7 @@ class Reviewer:
                 f"internal error ({type(exc).__name__}); see pullguard's log",
             )
         self._record(parsed, progress, response, started, timeout_param)
-        return Answer(200, response.to_review(), response)
+        return Answer(200, response.to_review())
 
     # -- deciding -------------------------------------------------------------------------------
 
@@ -226,7 +225,7 @@ class Reviewer:
                 started,
             )
             self._count("invalid", "other", self.config.mode, "other", started, ())
-            return Answer(200, response.to_review(), response)
+            return Answer(200, response.to_review())
         causes = (Cause(bad.field, bad.message),) if bad.field else ()
         document = Status(
             400, "BadRequest", f"pullguard: not an AdmissionReview: {bad.message}", causes

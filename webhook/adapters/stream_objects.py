@@ -30,10 +30,6 @@ class StreamObjects:
     def add_service_account(self, account: ServiceAccountObject) -> None:
         self._accounts[(account.namespace, account.name)] = account
 
-    @property
-    def secrets(self) -> list[SecretObject]:
-        return list(self._secrets.values())
-
     async def get_secret(self, namespace: str, name: str) -> SecretResult:
         found = self._secrets.get((namespace, name))
         if found is not None:

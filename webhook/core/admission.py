@@ -60,6 +60,8 @@ MODE_AUDIT_KEY = "mode"
 MODE_LABEL = "pullguard.io/mode"
 MODES = ("enforce", "warn", "audit")
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+#: What an answer decided (``AdmissionResponse.decision``; the metrics' ``verdict`` label).
+DECISIONS = ("allowed", "denied", "warned", "audited", "invalid", "skipped", "error")
 #: The only subresource whose admission can add images (kubectl debug).
 EPHEMERAL = "ephemeralcontainers"
 #: The API server keeps at most 4096 bytes of warnings per request (apiserver ``warning``
