@@ -8,6 +8,7 @@ until shortly before ``expires_in``. The token server records every request it a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -17,7 +18,12 @@ from tests.infra.images import push_image
 from tests.infra.registry import RegistryProcess
 from tests.infra.tokenserver import TokenServer
 from tests.support.online import client, cred, ref, run
-from webhook.adapters.registry_auth import EXPIRY_MARGIN, TokenCache
+from tests.support.scripted import Reply, ScriptedServer
+from webhook.adapters.http import make_client
+from webhook.adapters.registry_auth import EXPIRY_MARGIN, MAX_TOKEN_RESPONSE, TokenCache, fetch_token
+from webhook.core.challenge import Challenge
+from webhook.core.destinations import DestinationPolicy
+from webhook.core.errors import RegistryError
 from webhook.core.identity import StaticCredential
 
 pytestmark = pytest.mark.registry
@@ -189,3 +195,22 @@ def test_slow_token_server_is_a_timeout_naming_it(
     result, detail = run(go())
     assert result == "timeout"
     assert detail == f"token server {token_server.realm} did not answer within 0.5s"
+
+
+def test_a_token_answer_larger_than_the_cap_is_refused_not_buffered() -> None:
+    with ScriptedServer() as realm:
+        realm.route("GET", "/token", Reply(200, body=b"{" + b" " * (MAX_TOKEN_RESPONSE + 10) + b"}"))
+        challenge = Challenge("bearer", {"realm": f"http://{realm.netloc}/token", "service": "s"})
+
+        async def ask() -> str:
+            client = make_client(policy=DestinationPolicy(allow_loopback=True), timeout=2.0)
+            try:
+                await fetch_token(client, challenge, "repository:a/b:pull", None, 2.0)
+            except RegistryError as exc:
+                return exc.message
+            finally:
+                await client.aclose()
+            return "no error"
+
+        message = asyncio.run(ask())
+    assert message.endswith(f"sent more than {MAX_TOKEN_RESPONSE} bytes")

@@ -79,8 +79,27 @@ class TokenCache:
         return len(self._tokens)
 
 
-def _read_token(response: httpx.Response, realm: str) -> tuple[str, float]:
-    body = response.content[:MAX_TOKEN_RESPONSE]
+async def _capped(
+    client: httpx.AsyncClient, request: httpx.Request, realm: str
+) -> tuple[httpx.Response, bytes]:
+    """Send ``request`` and read at most ``MAX_TOKEN_RESPONSE`` bytes: a realm is the registry's
+    choice, and a hostile one must not make the webhook buffer an endless body."""
+    response = await client.send(request, stream=True)
+    try:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_TOKEN_RESPONSE:
+                where = redact_url(realm)
+                raise RegistryError(
+                    "undetermined", f"token server {where} sent more than {MAX_TOKEN_RESPONSE} bytes"
+                )
+    finally:
+        await response.aclose()
+    return response, bytes(body)
+
+
+def _read_token(response: httpx.Response, body: bytes, realm: str) -> tuple[str, float]:
     try:
         doc = json.loads(body)
     except ValueError:
@@ -161,9 +180,10 @@ async def _exchange_token(
             "scope": scope,
             "client_id": CLIENT_ID,
         }
-        response = await client.post(realm, data=form, timeout=timeout)
+        request = client.build_request("POST", realm, data=form, timeout=timeout)
+        response, body = await _capped(client, request, realm)
         if response.status_code == 200:
-            return _read_token(response, realm)
+            return _read_token(response, body, realm)
         fallback = {400, 401, 404} | ({405} if cred.username else set())
         if response.status_code not in fallback:
             raise _token_error(response, realm, "POST")
@@ -172,7 +192,8 @@ async def _exchange_token(
         tried = "GET"
     params = {"service": service, "scope": scope} if service else {"scope": scope}
     headers = {"Authorization": basic_header(cred)} if cred is not None else {}
-    response = await client.get(realm, params=params, headers=headers, timeout=timeout)
+    request = client.build_request("GET", realm, params=params, headers=headers, timeout=timeout)
+    response, body = await _capped(client, request, realm)
     if response.status_code != 200:
         raise _token_error(response, realm, tried)
-    return _read_token(response, realm)
+    return _read_token(response, body, realm)
