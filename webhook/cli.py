@@ -219,8 +219,6 @@ def _locator(docs: Sequence[Document]) -> Locator:
         doc = by_source.get(source)
         if doc is None:
             return source.split("#", 1)[0] or "-", None
-        if field is None:
-            return doc.path, doc.node.start_mark.line + 1 if doc.node is not None else None
         return doc.path, doc.line_of(field)
 
     return locate

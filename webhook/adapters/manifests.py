@@ -36,14 +36,15 @@ class Document:
     source: str  # "rendered.yaml#3" or "rendered.yaml#3/items[0]"
     path: str  # the file ("-" for stdin)
     node: yaml.Node | None  # the YAML node of ``obj`` (for line numbers)
+    line_offset: int = 0  # lines before ``node``'s text (a JSON stream composes each object alone)
 
-    def line_of(self, field: str) -> int | None:
-        """1-based line of ``field`` ("spec.containers[0].image") in the file, when known."""
+    def line_of(self, field: str | None) -> int | None:
+        """1-based line of ``field`` ("spec.containers[0].image"; None: the object) in the file."""
         node = self.node
         if node is None:
             return None
-        best = node.start_mark.line + 1
-        for part in _split_path(field):
+        best = node.start_mark.line + 1 + self.line_offset
+        for part in _split_path(field or ""):
             if isinstance(part, int) and isinstance(node, yaml.SequenceNode):
                 if part >= len(node.value):
                     return best
@@ -55,7 +56,7 @@ class Document:
                 node = nxt
             else:
                 return best
-            best = node.start_mark.line + 1
+            best = node.start_mark.line + 1 + self.line_offset
         return best
 
 
@@ -94,14 +95,15 @@ def _load(text: str, path: str) -> Iterator[tuple[int, Any, yaml.Node]]:
         loader.dispose()
 
 
-def _load_json_stream(text: str, path: str) -> Iterator[tuple[int, Any, yaml.Node | None]]:
+def _load_json_stream(text: str, path: str) -> Iterator[tuple[int, Any, yaml.Node | None, int]]:
     """Concatenated or newline-delimited JSON objects (``kubectl get -o json`` output joined, NDJSON).
 
     YAML reads one JSON document but not several without ``---`` between them; kubectl accepts
-    both. Each object is also composed as YAML, shifted to its line, so field lines stay exact.
+    both. Each object is also composed as YAML on its own; the lines before it are its offset,
+    so field lines stay exact (and the work stays linear in the input).
     """
     decoder = json.JSONDecoder()
-    pos, index = 0, 0
+    pos = counted = index = line = 0  # newlines before ``counted`` are in ``line``
     while True:
         while pos < len(text) and text[pos] in " \t\r\n\ufeff":
             pos += 1
@@ -113,26 +115,28 @@ def _load_json_stream(text: str, path: str) -> Iterator[tuple[int, Any, yaml.Nod
         except json.JSONDecodeError as exc:
             where = f"line {exc.lineno} column {exc.colno}"
             raise ManifestError(f"{path}#{index}", f"not valid JSON at {where}: {exc.msg}") from None
+        line += text.count("\n", counted, pos)
+        counted = pos
         node: yaml.Node | None
         try:
-            node = yaml.compose("\n" * text.count("\n", 0, pos) + text[pos:end], Loader=_Loader)
+            node = yaml.compose(text[pos:end], Loader=_Loader)
         except yaml.YAMLError:
             node = None  # valid JSON that YAML 1.1 reads differently: no line numbers, same object
-        yield index, obj, node
+        yield index, obj, node, line
         pos = end
 
 
 def parse_text(text: str, path: str) -> list[Document]:
     """Every object of one file; ``kind: List`` is expanded into its items."""
     docs: list[Document] = []
-    loaded: list[tuple[int, Any, yaml.Node | None]]
+    loaded: list[tuple[int, Any, yaml.Node | None, int]]
     try:
-        loaded = list(_load(text, path))
+        loaded = [(index, obj, node, 0) for index, obj, node in _load(text, path)]
     except ManifestError:
         if not text.lstrip(" \t\r\n\ufeff").startswith("{"):
             raise
         loaded = list(_load_json_stream(text, path))
-    for index, obj, node in loaded:
+    for index, obj, node, offset in loaded:
         source = f"{path}#{index}"
         if obj is None:
             continue
@@ -153,9 +157,9 @@ def parse_text(text: str, path: str) -> list[Document]:
                         source, f"expected an object, found {type(item).__name__}", f"items[{i}]"
                     )
                 inode = item_nodes[i] if item_nodes is not None and i < len(item_nodes) else None
-                docs.append(Document(item, f"{source}/items[{i}]", path, inode))
+                docs.append(Document(item, f"{source}/items[{i}]", path, inode, offset))
             continue
-        docs.append(Document(obj, source, path, node))
+        docs.append(Document(obj, source, path, node, offset))
     return docs
 
 
