@@ -22,6 +22,7 @@ with the configuration to add.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -103,6 +104,10 @@ class EksNodeResolver:
             except AwsCallError as exc:
                 names = ", ".join(n.name for n, _ in items[:5]) + (" …" if len(items) > 5 else "")
                 findings.append(self._finding(f"the EC2 instances of nodes {names} could not be read", exc))
+        # Each instance profile once, all together: a fleet shares a few profiles, and a refused
+        # lookup (not cached) must not be repeated node after node while admissions wait.
+        profiles = sorted({i.profile_arn for i in instances.values() if i is not None and i.profile_arn})
+        roles = dict(zip(profiles, await asyncio.gather(*(self._role_of(p) for p in profiles)), strict=True))
         by_node: dict[str, NodeIdentity] = {}
         clusters: set[str] = set()
         for items in wanted.values():
@@ -134,7 +139,7 @@ class EksNodeResolver:
                         )
                     )
                     continue
-                role, problem = await self._role_of(info.profile_arn)
+                role, problem = roles[info.profile_arn]
                 if role is None:
                     findings.append(Finding("node-identity-unknown", None, f"node {node.name}: {problem}"))
                     continue

@@ -76,7 +76,9 @@ class GkeNodeResolver:
                     ),
                 )
             )
-        default_sa: str | None = None
+        #: project -> its default compute SA, or why it could not be read: one lookup per project
+        #: per resolve, however many nodes (a refusal is not cached by the API client).
+        defaults: dict[str, str | CloudError] = {}
         by_node: dict[str, NodeIdentity] = {}
         for node in nodes:
             pool_name = node.labels.get(POOL_LABEL)
@@ -94,19 +96,22 @@ class GkeNodeResolver:
                 continue
             email = pool.service_account
             if email in ("", "default"):
-                if default_sa is None:
-                    project = project_from_provider_id(node.provider_id) or self._cluster.project
+                project = project_from_provider_id(node.provider_id) or self._cluster.project
+                if project not in defaults:
                     try:
-                        default_sa = await self._default_service_account(project)
+                        defaults[project] = await self._default_service_account(project)
                     except CloudError as exc:
-                        findings.append(
-                            self._finding(
-                                f"node pool {pool_name} uses the Compute Engine default service account, "
-                                f"whose project number could not be read ({exc.message})"
-                            )
+                        defaults[project] = exc
+                got = defaults[project]
+                if isinstance(got, CloudError):
+                    findings.append(
+                        self._finding(
+                            f"node pool {pool_name} uses the Compute Engine default service account, "
+                            f"whose project number could not be read ({got.message})"
                         )
-                        continue
-                email = default_sa
+                    )
+                    continue
+                email = got
             by_node[node.name] = NodeIdentity("node-service-account", email, pool.scopes)
         return NodeIdentities(by_node=by_node, findings=tuple(findings))
 
