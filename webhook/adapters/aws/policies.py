@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 from webhook.adapters.aws.clients import AwsClients
 from webhook.adapters.aws.errors import AwsCallError
-from webhook.core.ecr import RoleArn
+from webhook.core.ecr import RoleArn, parse_role_arn
 from webhook.core.iam_policy import BOUNDARY, IDENTITY, RESOURCE, Policy, PolicyError, parse_policy
 from webhook.core.registries import EcrHost
 from webhook.memo import Memo
@@ -105,10 +105,10 @@ class PolicyReader:
                 ) from None
             raise RoleUnreadableError(self._unreadable(role, exc)) from None
         found = answer.get("Role") or {}
-        arn = str(found.get("Arn") or "")
-        if arn.split(":")[4:5] != [role.account] or arn.rsplit("/", 1)[-1].lower() != role.name.lower():
-            own = arn.split(":")[4] if arn.count(":") >= 5 else "?"
-            raise RoleUnreadableError(self._other_account(role, own))
+        got = parse_role_arn(str(found.get("Arn") or ""))
+        if got is None or got.account != role.account or got.name.lower() != role.name.lower():
+            # A same-named role in the account whose credentials pullguard has, not the node's.
+            raise RoleUnreadableError(self._other_account(role, got.account if got else "?"))
         boundary_arn = (found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
         try:
             inline, attached, boundary = await asyncio.gather(
