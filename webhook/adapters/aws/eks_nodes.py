@@ -82,7 +82,8 @@ class EksNodeResolver:
         self._cluster = cluster_name
         self._ttl = ttl
         self._clock = clock
-        self._instances: dict[tuple[str, str], tuple[float, _Instance | None]] = {}
+        #: (region, instance id) -> (facts,) — a 1-tuple, so "EC2 does not know it" can be cached too
+        self._instances: Memo[tuple[_Instance | None]] = Memo(ttl, clock=clock)
         self._profiles: Memo[str | None] = Memo(ttl, clock=clock)
         self._fargate: Memo[tuple[NodeGroup, ...]] = Memo(min(ttl, 60.0), clock=clock)
 
@@ -152,13 +153,12 @@ class EksNodeResolver:
 
     async def _describe(self, region: str, ids: Sequence[str]) -> dict[str, _Instance | None]:
         """Instance facts for ``ids`` (None: EC2 does not know it), cached per instance."""
-        now = self._clock()
         out: dict[str, _Instance | None] = {}
         todo = []
         for instance_id in dict.fromkeys(ids):
-            hit = self._instances.get((region, instance_id))
-            if hit is not None and hit[0] > now:
-                out[instance_id] = hit[1]
+            hit = self._instances.peek((region, instance_id))
+            if hit is not None:
+                out[instance_id] = hit[0]
             else:
                 todo.append(instance_id)
         for start in range(0, len(todo), FILTER_CHUNK):
@@ -169,7 +169,7 @@ class EksNodeResolver:
                 out[instance_id] = info
                 # a missing instance is remembered briefly: it may be launching
                 ttl = self._ttl if info is not None else min(self._ttl, 30.0)
-                self._instances[(region, instance_id)] = (self._clock() + ttl, info)
+                self._instances.put((region, instance_id), (info,), ttl)
         return out
 
     async def _load_chunk(self, region: str, ids: Sequence[str]) -> dict[str, _Instance]:
