@@ -81,7 +81,6 @@ class EksNodeResolver:
         self._region = region
         self._cluster = cluster_name
         self._ttl = ttl
-        self._clock = clock
         #: (region, instance id) -> (facts,) — a 1-tuple, so "EC2 does not know it" can be cached too
         self._instances: Memo[tuple[_Instance | None]] = Memo(ttl, clock=clock)
         self._profiles: Memo[str | None] = Memo(ttl, clock=clock)
