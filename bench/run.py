@@ -29,96 +29,23 @@ import json
 import logging
 import os
 import platform
-import ssl
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import httpx
-import trustme
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import Served, percentiles, serve  # noqa: E402
 from tests.infra.images import push_index  # noqa: E402
 from tests.infra.registry import RegistryProcess  # noqa: E402
 from tests.support.reviews import deployment, pod, review  # noqa: E402
-from tests.support.webhook import NODELAY, write_cert  # noqa: E402
 from webhook.app import reviewer_for  # noqa: E402
 from webhook.assembly import build  # noqa: E402
 from webhook.settings import parse_config  # noqa: E402
-
-PULLGUARD = Path(sys.executable).parent / "pullguard"
-
-
-class Served:
-    """``pullguard serve`` in a child process, and clients for it."""
-
-    def __init__(self, url: str, ca: trustme.CA) -> None:
-        self.url = url
-        self.ca = ca
-
-    def client(self) -> httpx.Client:
-        ctx = ssl.create_default_context()
-        self.ca.configure_trust(ctx)
-        transport = httpx.HTTPTransport(verify=ctx, socket_options=NODELAY)
-        return httpx.Client(base_url=self.url, transport=transport, timeout=30)
-
-
-@contextmanager
-def serve(config: dict[str, Any], tmp: Path) -> Iterator[Served]:
-    ca = trustme.CA()
-    cert, key = write_cert(ca, tmp / "certs")
-    config_file = tmp / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    command = [str(PULLGUARD), "serve", "--config", str(config_file), "--port", "0"]
-    proc = subprocess.Popen(
-        [*command, "--tls-cert", str(cert), "--tls-key", str(key)],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        cwd=tmp,
-    )
-    assert proc.stderr is not None
-    url = None
-    for line in proc.stderr:
-        doc = json.loads(line)
-        if doc.get("msg") == "listening":
-            url = doc["url"]
-            break
-    if url is None:
-        raise SystemExit("pullguard serve did not start")
-    stream = proc.stderr
-    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()  # keep draining the log
-    try:
-        yield Served(url, ca)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-    return {
-        "n": len(ordered),
-        "p50_ms": pick(0.50),
-        "p90_ms": pick(0.90),
-        "p99_ms": pick(0.99),
-        "max_ms": ordered[-1] * 1000,
-        "mean_ms": statistics.fmean(ordered) * 1000,
-    }
 
 
 def _timed(webhook: Served, bodies: list[bytes]) -> list[float]:
@@ -198,23 +125,23 @@ def main() -> None:
         deploy_body = json.dumps(review(deployment("web", "shop", images))).encode()
         with serve(config, Path(tmp)) as webhook:
             _timed(webhook, [pod_body, deploy_body])  # first checks fill the caches
-            results["cached"] = _percentiles(_timed(webhook, [pod_body] * args.requests))
-            results["cached, 3 images"] = _percentiles(_timed(webhook, [deploy_body] * args.requests))
+            results["cached"] = percentiles(_timed(webhook, [pod_body] * args.requests))
+            results["cached, 3 images"] = percentiles(_timed(webhook, [deploy_body] * args.requests))
             per_worker = max(1, args.requests // args.workers)
             samples, wall = _concurrent(webhook, pod_body, args.workers, per_worker)
             results[f"cached, {args.workers} concurrent connections"] = {
-                **_percentiles(samples),
+                **percentiles(samples),
                 "throughput_per_s": len(samples) / wall,
             }
             uncached = [
                 json.dumps(review(pod("web", "shop", [f"{registry.host}/{repo}:u{i}"]))).encode()
                 for i in range(1, args.uncached + 1)
             ]
-            before = _registry_requests(webhook)
-            cold = _percentiles(_timed(webhook, uncached))
-            per_review = (_registry_requests(webhook) - before) / len(uncached)
+            before = webhook.registry_requests()
+            cold = percentiles(_timed(webhook, uncached))
+            per_review = (webhook.registry_requests() - before) / len(uncached)
             results[f"uncached: a new tag, {per_review:g} registry requests each"] = cold
-        results["in-process Reviewer.review, cached"] = _percentiles(
+        results["in-process Reviewer.review, cached"] = percentiles(
             _in_process(config, pod_body, args.requests)
         )
 
@@ -237,17 +164,6 @@ def main() -> None:
             f"| {name}{extra} | {r['n']} | {r['p50_ms']:.2f} ms | {r['p90_ms']:.2f} ms | "
             f"{r['p99_ms']:.2f} ms | {r['max_ms']:.2f} ms |"
         )
-
-
-def _registry_requests(webhook: Served) -> float:
-    """Requests pullguard sent to registries so far (its own /metrics)."""
-    with webhook.client() as client:
-        text = client.get("/metrics").text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("pullguard_registry_request_duration_seconds_count")
-    )
 
 
 def _cpu() -> str:
