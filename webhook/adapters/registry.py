@@ -27,12 +27,12 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from webhook.adapters.registry_auth import TokenCache, basic_header, fetch_token
+from webhook.adapters.registry_auth import TokenCache, basic_header, broken_connection, fetch_token
 from webhook.core.assess import ManifestInfo, Observation
 from webhook.core.challenge import Challenge, parse_all, preferred
 from webhook.core.errors import DestinationRefusedError, RegistryError
 from webhook.core.identity import StaticCredential
-from webhook.core.outcomes import describe_status, outcome_for
+from webhook.core.outcomes import describe_retry_after, describe_status, outcome_for
 from webhook.core.platforms import Platform, normalize
 from webhook.core.redact import redact_url
 from webhook.core.reference import ImageReference
@@ -203,11 +203,7 @@ class RegistryClient:
                 size += len(chunk)
                 if size > cap:
                     raise _FailureError(
-                        Observation(
-                            "undetermined",
-                            status=response.status_code,
-                            detail=f"{redact_url(url)} sent more than {cap} bytes; refused",
-                        )
+                        Observation("undetermined", status=response.status_code, detail=_too_large(url, cap))
                     )
                 chunks.append(chunk)
             return response, b"".join(chunks)
@@ -301,6 +297,11 @@ class RegistryClient:
             return failure.observation
         except (RegistryError, DestinationRefusedError, httpx.HTTPError, OSError) as exc:
             return self._observe_exception(exc, base)
+        except (httpx.InvalidURL, UnicodeError) as exc:  # a Location or host httpx cannot parse (IDNA too)
+            return Observation(
+                "undetermined",
+                detail=f"{urlsplit(base).netloc} led to a URL pullguard cannot use: {str(exc)[:160]}",
+            )
 
     def _observe_exception(self, exc: BaseException, base: str) -> Observation:
         host = urlsplit(base).netloc
@@ -317,6 +318,9 @@ class RegistryClient:
             return Observation(
                 "unreachable", detail=f"TLS to {host} failed: the certificate is not trusted ({text[:160]})"
             )
+        broke = broken_connection(exc)
+        if broke is not None:
+            return Observation("unreachable", detail=f"the connection to {host} {broke}")
         return Observation("unreachable", detail=f"cannot connect to {host}: {text[:200]}")
 
     async def _check(
@@ -386,9 +390,9 @@ class RegistryClient:
             detail = f"the token server {who} grants no pull access (insufficient_scope)"
         elif answer.challenge_error:
             detail = f"{answer.challenge_error}" + (f": {message}" if message else "")
-        retry = response.headers.get("retry-after")
+        retry = describe_retry_after(response.headers.get("retry-after"))
         if outcome == "rate-limited" and retry:
-            detail = (detail + "; " if detail else "") + f"retry after {retry}s"
+            detail = (detail + "; " if detail else "") + retry
         if outcome in ("unreachable", "undetermined", "timeout"):
             detail = f"{urlsplit(base).netloc} answered {describe_status(status, code)}" + (
                 f": {message}" if message else ""
@@ -413,6 +417,17 @@ class RegistryClient:
         if body is None:
             url = f"{base}/v2/{ref.path}/manifests/{digest}"
             answer = await self._send("GET", url, base, ref.path, cred, ACCEPT, MAX_MANIFEST_BYTES)
+            if answer.response.status_code == 404 and ref.digest is None:
+                # The registry announced this digest for the tag and now has no such manifest:
+                # containerd fetches by the announced digest and fails the same way.
+                raise _FailureError(
+                    Observation(
+                        "digest-mismatch",
+                        404,
+                        detail=f"the registry announced {digest} for {ref.manifest_reference} "
+                        "but has no manifest with that digest (404)",
+                    )
+                )
             if answer.response.status_code != 200:
                 raise _FailureError(await self._failure(answer, url, base, ref, cred))
             body = answer.body
@@ -500,6 +515,15 @@ class RegistryClient:
         ):
             return None
         return tags, False
+
+
+def _too_large(url: str, cap: int) -> str:
+    if cap == MAX_MANIFEST_BYTES:
+        return (
+            f"the manifest at {redact_url(url)} is larger than {cap} bytes, containerd's limit "
+            "(MaxManifestSize); containerd refuses it as well"
+        )
+    return f"{redact_url(url)} sent more than {cap} bytes; refused"
 
 
 def _platform(value: Any) -> Platform | None:

@@ -26,7 +26,7 @@ import httpx
 from webhook.core.challenge import Challenge
 from webhook.core.errors import RegistryError
 from webhook.core.identity import StaticCredential
-from webhook.core.outcomes import Phase, outcome_for
+from webhook.core.outcomes import Phase, describe_retry_after, outcome_for
 from webhook.core.redact import redact_url
 
 #: Tokens are refreshed this long before they expire, so a check never races the expiry.
@@ -120,10 +120,13 @@ def _token_error(response: httpx.Response, realm: str, method: str) -> RegistryE
     status = response.status_code
     outcome = outcome_for(status, phase=Phase.TOKEN)
     what = {401: "rejected the credentials", 403: "refused the credentials"}.get(status, f"answered {status}")
+    if 300 <= status < 400:
+        what += " (a redirect; token requests do not follow redirects)"
     retry = response.headers.get("retry-after")
+    advice = describe_retry_after(retry) if outcome == "rate-limited" else None
     return RegistryError(
         outcome,
-        f"token server {redact_url(realm)} {what}: {method} {status}",
+        f"token server {redact_url(realm)} {what}: {method} {status}" + (f"; {advice}" if advice else ""),
         status=status,
         code="UNAUTHORIZED" if status == 401 else None,
         url=redact_url(realm),
@@ -155,11 +158,33 @@ async def fetch_token(
             "timeout", f"token server {where} did not answer within {timeout:g}s", url=where
         ) from None
     except httpx.HTTPError as exc:
+        broke = broken_connection(exc)
         raise RegistryError(
             "unreachable",
-            f"cannot reach token server {where}: {str(exc)[:160] or type(exc).__name__}",
+            f"token server {where}: the connection {broke}"
+            if broke
+            else f"cannot reach token server {where}: {str(exc)[:160] or type(exc).__name__}",
             url=where,
         ) from None
+    except (httpx.InvalidURL, UnicodeError) as exc:  # IDNA, ports, octal IPv4 httpx refuses to parse
+        raise RegistryError(
+            "undetermined", f"the registry named an unusable token realm {where}: {str(exc)[:160]}"
+        ) from None
+
+
+def broken_connection(exc: BaseException) -> str | None:
+    """``broke …`` when an established connection failed mid-exchange (reset, truncated); else None.
+
+    httpx raises ``ReadError``/``WriteError`` for a reset (often with no text) and
+    ``RemoteProtocolError`` for a peer that hung up early or sent a short body (h11). The registry
+    client words its own failures with it too.
+    """
+    if not isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
+        return None
+    text = str(exc)
+    if "complete message body" in text:
+        return f"broke: the answer was incomplete ({text[:160]})"
+    return f"broke before it answered ({text[:160] or 'connection reset'})"
 
 
 async def _exchange_token(

@@ -7,11 +7,22 @@ UNAUTHORIZED, DENIED, NAME_UNKNOWN, MANIFEST_UNKNOWN, TOOMANYREQUESTS apart; nev
 (``docs/content/spec/auth/token.md``: the token server returns 401 only for invalid credentials;
 lack of access yields a reduced token, and the registry then answers 401 with
 ``error="insufficient_scope"``), containerd ``resolver.go``/``authorizer.go``.
+
+``describe_retry_after`` words a 429/503 ``Retry-After`` header (RFC 9110 10.2.3: delay-seconds
+or an HTTP-date) for a message. pullguard never waits for it (the admission deadline is seconds,
+a registry's back-off can be an hour); the user is told when to try again. A value in neither
+form is not echoed: the header is the registry's text and would otherwise reach the user, logs
+and the API server's event unchecked.
 """
 
 from __future__ import annotations
 
+import re
+from email.utils import parsedate_to_datetime
 from enum import Enum
+
+_DELAY_SECONDS = re.compile(r"[0-9]{1,10}", re.ASCII)
+_MAX_HTTP_DATE = 64  # "Sun, 06 Nov 1994 08:49:37 GMT" has 29 characters; the obsolete forms fewer than 40
 
 
 class Phase(Enum):
@@ -64,3 +75,23 @@ def describe_status(status: int | None, code: str | None) -> str:
     if code:
         parts.append(code)
     return " ".join(parts)
+
+
+def describe_retry_after(value: str | None) -> str | None:
+    """``retry after 30 s``, ``retry after <HTTP-date>``, or a note that the header was unusable.
+
+    None when there was no header.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if _DELAY_SECONDS.fullmatch(text):
+        return f"retry after {int(text)} s"
+    if len(text) <= _MAX_HTTP_DATE and text.isascii() and text.isprintable():
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            when = None
+        if when is not None:
+            return f"retry after {text}"
+    return "the registry sent an unusable Retry-After header"
