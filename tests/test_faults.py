@@ -112,6 +112,11 @@ CASES = {
     "registry-redirect-loop": Case(
         (_rule(MANIFEST, Fault.redirect_loop()),), "undetermined", ("more than 5 redirects",)
     ),
+    "registry-redirect-to-an-unusable-url": Case(
+        (_rule(MANIFEST, Fault.redirect("http://xn--/v2/")),),
+        "undetermined",
+        ("led to a URL pullguard cannot use",),
+    ),
     "registry-slow-drip": Case(
         (_rule(MANIFEST, Fault.drip(0.05)),), "timeout", ("did not answer", "within 1s")
     ),
@@ -171,6 +176,13 @@ CASES = {
         ("token server", "redirect"),
         token=True,
         on_token_server=True,
+    ),
+    "token-realm-an-unusable-url": Case(
+        # glibc reads 127.000.000.001 as 127.0.0.1; httpx refuses to parse it: never a crash.
+        (_rule(r"^/v2/", Fault.realm("http://127.000.000.001/token")),),
+        "undetermined",
+        ("unusable token realm",),
+        token=True,
     ),
     "token-slow-drip": Case(
         (_rule(TOKEN, Fault.drip(0.05)),),

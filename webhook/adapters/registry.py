@@ -30,6 +30,7 @@ import httpx
 from webhook.adapters.registry_auth import TokenCache, basic_header, broken_connection, fetch_token
 from webhook.core.assess import ManifestInfo, Observation
 from webhook.core.challenge import Challenge, parse_all, preferred
+from webhook.core.destinations import literal_address
 from webhook.core.errors import DestinationRefusedError, RegistryError
 from webhook.core.identity import StaticCredential
 from webhook.core.outcomes import describe_retry_after, describe_status, outcome_for
@@ -298,9 +299,12 @@ class RegistryClient:
         except (RegistryError, DestinationRefusedError, httpx.HTTPError, OSError) as exc:
             return self._observe_exception(exc, base)
         except (httpx.InvalidURL, UnicodeError) as exc:  # a Location or host httpx cannot parse (IDNA too)
+            host = urlsplit(base).hostname or ""
+            literal = literal_address(host)
+            means = f" ({host} denotes {literal} to the C library; not contacted)" if literal else ""
             return Observation(
                 "undetermined",
-                detail=f"{urlsplit(base).netloc} led to a URL pullguard cannot use: {str(exc)[:160]}",
+                detail=f"{urlsplit(base).netloc} led to a URL pullguard cannot use: {str(exc)[:160]}{means}",
             )
 
     def _observe_exception(self, exc: BaseException, base: str) -> Observation:
