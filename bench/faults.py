@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests import test_faults, test_netns_faults  # noqa: E402 - after the path is set
+from tests.webhook import test_faults_served  # noqa: E402
 
 TESTS = ["tests/test_faults.py", "tests/webhook/test_faults_served.py", "tests/test_netns_faults.py"]
 
@@ -49,6 +50,11 @@ def rows(times: dict[str, float]) -> list[tuple[str, str, str, str]]:
     for name, case in test_faults.CASES.items():
         served = SERVED_AS.get(name, name)
         out.append((name, case.outcome, fmt(name), fmt(f"served:{served}")))
+    for timeout in test_faults_served.TIMEOUTS:
+        key = f"served:never-answers-timeout-{timeout}"
+        out.append(
+            (f"registry never answers, ?timeout={timeout}", "timeout (allowed + warning)", "-", fmt(key))
+        )
     for name in test_netns_faults.REFUSED:
         out.append((f"netns: {name}", "refused-destination", fmt(f"netns:{name}"), "-"))
     out.append(("netns: registry-octal-metadata", "undetermined", fmt("netns:registry-octal-metadata"), "-"))

@@ -37,16 +37,49 @@ NEVER = 30.0  # a registry that does not answer within any admission's lifetime
 CASES: dict[str, tuple[Rule, bool, bool, str]] = {
     "registry-never-answers": (Rule(MANIFEST, Fault.delay(NEVER)), False, True, "timeout"),
     "registry-slow-drip": (Rule(MANIFEST, Fault.drip(0.2)), False, True, "timeout"),
+    "registry-500": (Rule(MANIFEST, Fault.answer(500)), False, True, "unreachable"),
     "registry-503": (Rule(MANIFEST, Fault.answer(503)), False, True, "unreachable"),
     "registry-429": (Rule(MANIFEST, Fault.answer(429, {"Retry-After": "60"})), False, True, "rate-limited"),
+    "registry-429-retry-after-date": (
+        Rule(MANIFEST, Fault.answer(429, {"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"})),
+        False,
+        True,
+        "rate-limited",
+    ),
     "registry-connection-reset": (Rule(MANIFEST, Fault.reset()), False, True, "unreachable"),
+    "registry-truncated-body": (Rule(MANIFEST, Fault.truncate(), method="GET"), False, True, "unreachable"),
     "registry-10mb-manifest": (Rule(MANIFEST, Fault.huge()), False, True, "undetermined"),
     "registry-redirect-loop": (Rule(MANIFEST, Fault.redirect_loop()), False, True, "undetermined"),
+    "registry-redirect-to-an-unusable-url": (
+        Rule(MANIFEST, Fault.redirect("http://xn--/v2/")),
+        False,
+        True,
+        "undetermined",
+    ),
     "registry-wrong-digest": (Rule(MANIFEST, Fault.wrong_digest()), False, False, "digest-mismatch"),
+    "registry-wrong-digest-on-head": (
+        Rule(MANIFEST, Fault.wrong_digest(), method="HEAD"),
+        False,
+        False,
+        "digest-mismatch",
+    ),
     "token-never-answers": (Rule(r"^/token", Fault.delay(NEVER)), True, True, "timeout"),
+    "token-slow-drip": (Rule(r"^/token", Fault.drip(0.2)), True, True, "timeout"),
     "token-500": (Rule(r"^/token", Fault.answer(500)), True, True, "unreachable"),
+    "token-503": (Rule(r"^/token", Fault.answer(503)), True, True, "unreachable"),
+    "token-429-retry-after": (
+        Rule(r"^/token", Fault.answer(429, {"Retry-After": "7"})),
+        True,
+        True,
+        "rate-limited",
+    ),
+    "token-connection-reset": (Rule(r"^/token", Fault.reset()), True, True, "unreachable"),
+    "token-truncated-body": (Rule(r"^/token", Fault.truncate()), True, True, "unreachable"),
+    "token-huge-body": (Rule(r"^/token", Fault.huge(1024 * 1024)), True, True, "undetermined"),
+    "token-redirect-loop": (Rule(r"^/token", Fault.redirect_loop()), True, True, "undetermined"),
 }
 WORST: dict[str, float] = {}
+TIMEOUTS = ("300ms", "1s", "1.5s")  # ?timeout= values the API server may send (Go durations)
 REPOS = {False: "team/served-faults", True: "public/served-faults"}  # keyed by "through the token flow"
 
 
@@ -68,7 +101,8 @@ def rig(
         # case right after "never answers" would otherwise join that case's load, still in flight.
         for name, (_rule, on_token, _allowed, _words) in CASES.items():
             push_image(registry_token if on_token else registry_noauth, REPOS[on_token], name)
-        push_image(registry_noauth, REPOS[False], "ok")
+        for tag in ("ok", *TIMEOUTS):
+            push_image(registry_noauth, REPOS[False], tag)
         push_image(registry_token, REPOS[True], "ok")
         yield Rig(noauth, token_registry, token_proxy)
 
@@ -103,11 +137,11 @@ def _arm(rig: Rig, token_server: TokenServer, rule: Rule, on_token: bool, tag: s
     for proxy in (rig.noauth, rig.token_registry, rig.token_proxy):
         proxy.clear()
     if on_token:
-        rig.token_proxy.add(Rule(rule.path, rule.fault))
+        rig.token_proxy.add(Rule(rule.path, rule.fault, method=rule.method))
         realm = f"{rig.token_proxy.url}{urlsplit(token_server.realm).path}"
         rig.token_registry.add(Rule(r"^/v2/", Fault.realm(realm)))
         return f"{rig.token_registry.netloc}/{REPOS[True]}:{tag}"
-    rig.noauth.add(Rule(rule.path, rule.fault))
+    rig.noauth.add(Rule(rule.path, rule.fault, method=rule.method))
     return f"{rig.noauth.netloc}/{REPOS[False]}:{tag}"
 
 
@@ -152,3 +186,23 @@ def test_without_a_fault_the_same_images_are_allowed_silently(
             webhook.review(review(pod("web", "shop", [image]), uid="ok"), timeout="2s"), "ok"
         )
         assert response["allowed"] is True and "warnings" not in response, response
+
+
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+def test_a_registry_that_never_answers_is_answered_before_any_timeout_the_api_server_sends(
+    webhook: RunningWebhook, rig: Rig, token_server_session: TokenServer, timeout: str
+) -> None:
+    image = _arm(rig, token_server_session, Rule(MANIFEST, Fault.delay(NEVER)), False, timeout)
+    limit = float(timeout.removesuffix("ms")) / 1000 if timeout.endswith("ms") else float(timeout[:-1])
+
+    started = time.monotonic()
+    resp = webhook.review(review(pod("web", "shop", [image]), uid="t"), timeout=timeout)
+    elapsed = time.monotonic() - started
+
+    WORST[f"never-answers-timeout-{timeout}"] = max(
+        WORST.get(f"never-answers-timeout-{timeout}", 0.0), elapsed
+    )
+    response = _response(resp, "t")
+    assert elapsed < limit, f"answered after {elapsed:.2f}s, past ?timeout={timeout}"
+    assert response["allowed"] is True
+    assert any("timeout" in w for w in response["warnings"]), response["warnings"]

@@ -513,8 +513,9 @@ class RegistryClient:
             RegistryError,
             DestinationRefusedError,
             httpx.HTTPError,
+            httpx.InvalidURL,  # a next-page Link httpx cannot parse
             OSError,
-            ValueError,
+            ValueError,  # JSON, and UnicodeError (IDNA) among them
             AttributeError,
         ):
             return None
