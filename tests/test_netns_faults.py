@@ -134,6 +134,15 @@ def test_an_octal_metadata_address_httpx_cannot_parse_is_never_contacted_and_not
     assert case["proxy_requests"] == 0
 
 
+def test_a_redirect_to_an_octal_metadata_address_is_never_followed_and_says_why(
+    probe: dict[str, Any],
+) -> None:
+    case = probe["cases"]["redirect-to-octal-metadata"]
+    assert (case["outcome"], case["exit_code"]) == ("undetermined", 3), case
+    assert "redirected to a URL pullguard cannot use" in case["message"], case["message"]
+    assert "0251.0376.0251.0376" in case["message"]
+
+
 def test_dns_rebinding_gets_the_allowed_answer_first_and_never_connects_to_the_second(
     probe: dict[str, Any],
 ) -> None:

@@ -224,7 +224,7 @@ def _error(code: str) -> bytes:
         ),
         pytest.param(Reply(404), None, "not-found", None, id="404"),
         pytest.param(
-            Reply(429, {"Retry-After": "30"}), None, "rate-limited", "retry after 30s", id="429-retry-after"
+            Reply(429, {"Retry-After": "30"}), None, "rate-limited", "retry after 30 s", id="429-retry-after"
         ),
         pytest.param(Reply(500), None, "unreachable", "answered 500", id="500"),
         pytest.param(Reply(503), None, "unreachable", "answered 503", id="503"),
@@ -336,7 +336,7 @@ def test_bodies_are_capped() -> None:
         s.route("GET", "/v2/team/app/manifests/v1", Reply(200, {"Content-Type": OCI_MANIFEST}, huge))
         got = _scripted(s, "team/app:v1")
     assert got.result == "undetermined"
-    assert got.detail is not None and f"sent more than {4 * 1048 * 1048} bytes" in got.detail
+    assert got.detail is not None and f"is larger than {4 * 1048 * 1048} bytes, containerd" in got.detail
 
 
 @pytest.mark.parametrize(

@@ -119,6 +119,7 @@ def main(directory: Path) -> dict[str, Any]:
             "redirect-to-decimal-metadata": (PRIVATE, redirect("http://2852039166/latest/meta-data/")),
             "redirect-to-mapped-metadata": (PRIVATE, redirect(f"http://[::ffff:{IMDS_V4}]/latest/")),
             "redirect-to-a-name-for-metadata": (PRIVATE, redirect("http://imds.test/latest/meta-data/")),
+            "redirect-to-octal-metadata": (PRIVATE, redirect("http://0251.0376.0251.0376/latest/meta-data/")),
             "registry-decimal-metadata": ("2852039166", []),
             "registry-hex-metadata": ("0xA9FEA9FE", []),
             "registry-short-metadata": ("169.254.43518", []),

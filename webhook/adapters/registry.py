@@ -322,6 +322,11 @@ class RegistryClient:
             return Observation(
                 "unreachable", detail=f"TLS to {host} failed: the certificate is not trusted ({text[:160]})"
             )
+        if isinstance(exc, httpx.RemoteProtocolError) and "location header" in text:
+            # httpx parses every Location, even when it does not follow it (octal IPv4, bad ports)
+            return Observation(
+                "undetermined", detail=f"{host} redirected to a URL pullguard cannot use: {text[:160]}"
+            )
         broke = broken_connection(exc)
         if broke is not None:
             return Observation("unreachable", detail=f"the connection to {host} {broke}")

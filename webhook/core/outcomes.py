@@ -18,11 +18,18 @@ and the API server's event unchecked.
 from __future__ import annotations
 
 import re
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from enum import Enum
 
 _DELAY_SECONDS = re.compile(r"[0-9]{1,10}", re.ASCII)
-_MAX_HTTP_DATE = 64  # "Sun, 06 Nov 1994 08:49:37 GMT" has 29 characters; the obsolete forms fewer than 40
+#: RFC 9110 5.6.7 IMF-fixdate, the form senders must use: ``Sun, 06 Nov 1994 08:49:37 GMT``.
+#: (email.utils would parse the obsolete forms too, but it imports ``socket``, which core may not.)
+_IMF_FIXDATE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT",
+    re.ASCII,
+)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 class Phase(Enum):
@@ -87,11 +94,13 @@ def describe_retry_after(value: str | None) -> str | None:
     text = value.strip()
     if _DELAY_SECONDS.fullmatch(text):
         return f"retry after {int(text)} s"
-    if len(text) <= _MAX_HTTP_DATE and text.isascii() and text.isprintable():
+    match = _IMF_FIXDATE.fullmatch(text)
+    if match is not None:
+        _weekday, day, month, year, hour, minute, second = match.groups()
         try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            when = None
-        if when is not None:
-            return f"retry after {text}"
+            datetime(int(year), _MONTHS.index(month) + 1, int(day), int(hour), int(minute), int(second))
+        except ValueError:  # 31 Feb, 25:00
+            match = None
+    if match is not None:
+        return f"retry after {text}"
     return "the registry sent an unusable Retry-After header"
