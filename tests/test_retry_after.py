@@ -18,7 +18,16 @@ UNUSABLE = "the registry sent an unusable Retry-After header"
         pytest.param("0", "retry after 0 s", id="zero"),
         pytest.param("Wed, 21 Oct 2099 07:28:00 GMT", "retry after Wed, 21 Oct 2099 07:28:00 GMT", id="date"),
         pytest.param("Wed, 31 Feb 2099 07:28:00 GMT", UNUSABLE, id="date-that-does-not-exist"),
-        pytest.param("Wednesday, 21-Oct-99 07:28:00 GMT", UNUSABLE, id="obsolete-rfc850-date"),
+        pytest.param(
+            "Wednesday, 21-Oct-99 07:28:00 GMT",
+            "retry after Wednesday, 21-Oct-99 07:28:00 GMT",
+            id="rfc850-date",
+        ),
+        pytest.param("Wed Oct 21 07:28:00 2099", "retry after Wed Oct 21 07:28:00 2099", id="asctime-date"),
+        pytest.param(
+            "Wed Oct  1 07:28:00 2099", "retry after Wed Oct  1 07:28:00 2099", id="asctime-one-digit-day"
+        ),
+        pytest.param("Wed, 21 Oct 2099 07:28:00 UTC", UNUSABLE, id="not-gmt"),
         pytest.param("-1", UNUSABLE, id="negative"),
         pytest.param("1.5", UNUSABLE, id="fraction"),
         pytest.param("99999999999", UNUSABLE, id="eleven-digits"),

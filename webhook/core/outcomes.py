@@ -22,12 +22,19 @@ from datetime import datetime
 from enum import Enum
 
 _DELAY_SECONDS = re.compile(r"[0-9]{1,10}", re.ASCII)
-#: RFC 9110 5.6.7 IMF-fixdate, the form senders must use: ``Sun, 06 Nov 1994 08:49:37 GMT``.
-#: (email.utils would parse the obsolete forms too, but it imports ``socket``, which core may not.)
-_IMF_FIXDATE = re.compile(
-    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
-    r"([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT",
-    re.ASCII,
+#: RFC 9110 5.6.7: recipients accept all three HTTP-date forms; senders use the first (IMF-fixdate).
+#: (email.utils would parse them, but it imports ``socket``, which core may not.)
+_MONTH = r"(?P<month>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_TIME = r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+_HTTP_DATES = (
+    re.compile(
+        rf"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (?P<day>[0-9]{{2}}) {_MONTH} (?P<year>[0-9]{{4}}) {_TIME} GMT"
+    ),
+    re.compile(
+        rf"(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), "
+        rf"(?P<day>[0-9]{{2}})-{_MONTH}-(?P<year>[0-9]{{2}}) {_TIME} GMT"
+    ),
+    re.compile(rf"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) {_MONTH} (?P<day>[ 0-9][0-9]) {_TIME} (?P<year>[0-9]{{4}})"),
 )
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -94,13 +101,30 @@ def describe_retry_after(value: str | None) -> str | None:
     text = value.strip()
     if _DELAY_SECONDS.fullmatch(text):
         return f"retry after {int(text)} s"
-    match = _IMF_FIXDATE.fullmatch(text)
-    if match is not None:
-        _weekday, day, month, year, hour, minute, second = match.groups()
-        try:
-            datetime(int(year), _MONTHS.index(month) + 1, int(day), int(hour), int(minute), int(second))
-        except ValueError:  # 31 Feb, 25:00
-            match = None
-    if match is not None:
+    if _http_date(text):
         return f"retry after {text}"
     return "the registry sent an unusable Retry-After header"
+
+
+def _http_date(text: str) -> bool:
+    """Whether ``text`` is an HTTP-date in any of its three forms, naming a day that exists."""
+    for form in _HTTP_DATES:
+        match = form.fullmatch(text)
+        if match is None:
+            continue
+        year = int(match["year"])
+        if len(match["year"]) == 2:  # a fixed pivot (core has no clock): only whether the day exists matters
+            year += 2000 if year < 70 else 1900
+        try:
+            datetime(
+                year,
+                _MONTHS.index(match["month"]) + 1,
+                int(match["day"]),
+                int(match["hour"]),
+                int(match["minute"]),
+                int(match["second"]),
+            )
+        except ValueError:  # 31 Feb, 25:00
+            return False
+        return True
+    return False
