@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,11 @@ CASES = {
         "undetermined",
         ("manifest", "larger than", "containerd"),
     ),
+    "registry-gzip-bomb": Case(
+        (_rule(MANIFEST, Fault.gzip_bomb()),),
+        "undetermined",
+        ("manifest", "larger than", "containerd"),
+    ),
     "registry-redirect-loop": Case(
         (_rule(MANIFEST, Fault.redirect_loop()),), "undetermined", ("more than 5 redirects",)
     ),
@@ -165,6 +171,13 @@ CASES = {
     ),
     "token-huge-body": Case(
         (_rule(TOKEN, Fault.huge(1024 * 1024)),),
+        "undetermined",
+        ("token server", "more than 262144 bytes"),
+        token=True,
+        on_token_server=True,
+    ),
+    "token-gzip-bomb": Case(
+        (_rule(TOKEN, Fault.gzip_bomb()),),
         "undetermined",
         ("token server", "more than 262144 bytes"),
         token=True,
@@ -303,3 +316,22 @@ def test_each_fault_gives_its_outcome_and_says_why_within_the_deadline(
     assert _in_order(message, case.says), message
     assert proxy.requests(case.rules[0].fault.kind), "the fault was injected"
     assert elapsed < DEADLINE_SECONDS + SLACK, f"{name} took {elapsed:.2f}s"
+
+
+@pytest.mark.parametrize("name", ["registry-gzip-bomb", "token-gzip-bomb"])
+def test_a_compressed_answer_is_never_inflated_past_the_cap(rig: Rig, config_path: str, name: str) -> None:
+    """64 MiB of gzip in ~64 KiB: decoded with a bounded inflater, peak memory stays near the cap.
+
+    (httpx's own decoder inflates each network chunk whole: ~64 MiB at once for this body.)
+    """
+    case = CASES[name]
+    proxy, image = _arm(rig, case)
+    tracemalloc.start()
+    try:
+        doc, _code, _elapsed = explain(config_path, image)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert doc["outcome"] == "undetermined", doc
+    assert peak < 24 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB while reading a 64 MiB gzip bomb"
+    assert all(s.headers.get("accept-encoding") == "identity" for s in proxy.requests()), proxy.requests()

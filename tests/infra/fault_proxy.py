@@ -16,6 +16,8 @@ field (issue 10; OCI distribution-spec ``spec.md`` for the status codes and head
 - ``wrong_digest``: forward the real answer with a ``Docker-Content-Digest`` for other bytes;
 - ``huge``: a manifest body of ``size`` bytes (HEAD announces it, without a digest, as a registry
   that cannot compute one does, so the client must GET it);
+- ``gzip_bomb``: a ``Content-Encoding: gzip`` body that inflates to ``size`` bytes from a few
+  hundred KiB (a client that inflates whole network chunks holds ~1000x each chunk in memory);
 - ``redirect_loop``: 307 to the same URL, forever; ``redirect``: 307 to ``target``;
 - ``realm``: forward, and rewrite the ``realm`` of the real ``WWW-Authenticate`` challenge;
 - ``drip``: forward, and write the real answer (status line and headers included) one chunk of
@@ -33,6 +35,8 @@ library only (``http.server``, ``http.client``), served by tests/infra/_http.py.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import http.client
 import re
@@ -40,6 +44,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -90,6 +95,10 @@ class Fault:
     @staticmethod
     def huge(size: int = 10 * 1024 * 1024) -> Fault:
         return Fault("huge", size=size)
+
+    @staticmethod
+    def gzip_bomb(size: int = 64 * 1024 * 1024) -> Fault:
+        return Fault("gzip_bomb", size=size)
 
     @staticmethod
     def redirect_loop() -> Fault:
@@ -214,6 +223,12 @@ class FaultProxy(LoopbackHTTP):
                 if kind == "huge":
                     self._huge(fault.size)
                     return
+                if kind == "gzip_bomb":
+                    bomb = _bomb(fault.size)
+                    headers = {"Content-Type": _MANIFEST, "Content-Encoding": "gzip"}
+                    with contextlib.suppress(OSError):  # the client stopped reading at its cap
+                        self._send(200, headers, bomb)
+                    return
                 if kind == "delay":
                     time.sleep(fault.seconds)
                 status, reply_headers, reply = owner._forward(self.command, self.path, headers, body)
@@ -301,6 +316,15 @@ class FaultProxy(LoopbackHTTP):
             return response.status, kept, reply
         finally:
             conn.close()
+
+
+@functools.cache
+def _bomb(size: int) -> bytes:
+    """``size`` spaces, gzip-compressed (about 1000:1), computed once per size."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = b" " * (1024 * 1024)
+    parts = [packer.compress(block) for _ in range(size // len(block))]
+    return b"".join([*parts, packer.compress(b" " * (size % len(block))), packer.flush()])
 
 
 def _replace(headers: list[tuple[str, str]], name: str, value: str) -> list[tuple[str, str]]:

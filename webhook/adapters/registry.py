@@ -10,7 +10,8 @@ GET does, so manifests are fetched only for the platform check, by digest, and c
 
 Every library exception is translated here into an ``Observation`` with a DESIGN 1.1 outcome;
 nothing from httpx escapes. Credentials are sent only to this registry and the realm it names;
-URLs in messages are redacted; bodies are read with caps (manifests: containerd's 4*1048*1048).
+URLs in messages are redacted; bodies are read with caps on their decoded size (manifests:
+containerd's 4*1048*1048; adapters/bodies.py, so a compressed answer cannot balloon past them).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from webhook.adapters.bodies import IDENTITY, TooLargeError, UnsupportedEncodingError, read_capped
 from webhook.adapters.registry_auth import TokenCache, basic_header, broken_connection, fetch_token
 from webhook.core.assess import ManifestInfo, Observation
 from webhook.core.challenge import Challenge, parse_all, preferred
@@ -198,16 +200,21 @@ class RegistryClient:
         try:
             if method == "HEAD":
                 return response, b""
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise _FailureError(
-                        Observation("undetermined", status=response.status_code, detail=_too_large(url, cap))
+            try:
+                return response, await read_capped(response, cap)
+            except TooLargeError:
+                raise _FailureError(
+                    Observation("undetermined", status=response.status_code, detail=_too_large(url, cap))
+                ) from None
+            except UnsupportedEncodingError as exc:
+                raise _FailureError(
+                    Observation(
+                        "undetermined",
+                        status=response.status_code,
+                        detail=f"{redact_url(url)} answered with Content-Encoding {exc}, "
+                        "which pullguard does not decode (it asks for identity)",
                     )
-                chunks.append(chunk)
-            return response, b"".join(chunks)
+                ) from None
         finally:
             await response.aclose()
 
@@ -242,7 +249,7 @@ class RegistryClient:
         cap: int,
     ) -> _Answer:
         scope = f"repository:{repo}:pull"
-        headers = {"User-Agent": USER_AGENT}
+        headers = {"User-Agent": USER_AGENT, **IDENTITY}
         if accept:
             headers["Accept"] = accept
         auth, authenticated = await self._authorization(base, scope, cred)

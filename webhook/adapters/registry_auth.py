@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from webhook.adapters.bodies import IDENTITY, TooLargeError, UnsupportedEncodingError, read_capped
 from webhook.core.challenge import Challenge
 from webhook.core.errors import RegistryError
 from webhook.core.identity import StaticCredential
@@ -85,18 +86,20 @@ async def _capped(
     """Send ``request`` and read at most ``MAX_TOKEN_RESPONSE`` bytes: a realm is the registry's
     choice, and a hostile one must not make the webhook buffer an endless body."""
     response = await client.send(request, stream=True)
+    where = redact_url(realm)
     try:
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_TOKEN_RESPONSE:
-                where = redact_url(realm)
-                raise RegistryError(
-                    "undetermined", f"token server {where} sent more than {MAX_TOKEN_RESPONSE} bytes"
-                )
+        body = await read_capped(response, MAX_TOKEN_RESPONSE)
+    except TooLargeError:
+        raise RegistryError(
+            "undetermined", f"token server {where} sent more than {MAX_TOKEN_RESPONSE} bytes"
+        ) from None
+    except UnsupportedEncodingError as exc:
+        raise RegistryError(
+            "undetermined", f"token server {where} answered with Content-Encoding {exc}, which is not decoded"
+        ) from None
     finally:
         await response.aclose()
-    return response, bytes(body)
+    return response, body
 
 
 def _read_token(response: httpx.Response, body: bytes, realm: str) -> tuple[str, float]:
@@ -205,7 +208,7 @@ async def _exchange_token(
             "scope": scope,
             "client_id": CLIENT_ID,
         }
-        request = client.build_request("POST", realm, data=form, timeout=timeout)
+        request = client.build_request("POST", realm, data=form, headers=IDENTITY, timeout=timeout)
         response, body = await _capped(client, request, realm)
         if response.status_code == 200:
             return _read_token(response, body, realm)
@@ -216,7 +219,7 @@ async def _exchange_token(
     else:
         tried = "GET"
     params = {"service": service, "scope": scope} if service else {"scope": scope}
-    headers = {"Authorization": basic_header(cred)} if cred is not None else {}
+    headers = {**IDENTITY, "Authorization": basic_header(cred)} if cred is not None else dict(IDENTITY)
     request = client.build_request("GET", realm, params=params, headers=headers, timeout=timeout)
     response, body = await _capped(client, request, realm)
     if response.status_code != 200:
