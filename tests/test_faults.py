@@ -115,6 +115,23 @@ CASES = {
         "undetermined",
         ("manifest", "larger than", "containerd"),
     ),
+    "registry-compresses-anyway-with-gzip": Case(
+        (_rule(MANIFEST, Fault.encode("gzip"), method="GET"),),
+        "pullable",
+        ("pulls as anonymous",),
+        exit_code=0,
+    ),
+    "registry-compresses-anyway-with-deflate": Case(
+        (_rule(MANIFEST, Fault.encode("deflate"), method="GET"),),
+        "pullable",
+        ("pulls as anonymous",),
+        exit_code=0,
+    ),
+    "registry-unknown-content-encoding": Case(
+        (_rule(MANIFEST, Fault.encode("br"), method="GET"),),
+        "undetermined",
+        ("Content-Encoding br", "does not decode"),
+    ),
     "registry-redirect-loop": Case(
         (_rule(MANIFEST, Fault.redirect_loop()),), "undetermined", ("more than 5 redirects",)
     ),

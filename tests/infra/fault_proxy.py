@@ -18,6 +18,8 @@ field (issue 10; OCI distribution-spec ``spec.md`` for the status codes and head
   that cannot compute one does, so the client must GET it);
 - ``gzip_bomb``: a ``Content-Encoding: gzip`` body that inflates to ``size`` bytes from a few
   hundred KiB (a client that inflates whole network chunks holds ~1000x each chunk in memory);
+- ``encode``: forward, and compress the real body with ``gzip`` or ``deflate`` although the client
+  asked for identity (or label it ``br`` without compressing: an encoding the client cannot undo);
 - ``redirect_loop``: 307 to the same URL, forever; ``redirect``: 307 to ``target``;
 - ``realm``: forward, and rewrite the ``realm`` of the real ``WWW-Authenticate`` challenge;
 - ``drip``: forward, and write the real answer (status line and headers included) one chunk of
@@ -99,6 +101,10 @@ class Fault:
     @staticmethod
     def gzip_bomb(size: int = 64 * 1024 * 1024) -> Fault:
         return Fault("gzip_bomb", size=size)
+
+    @staticmethod
+    def encode(coding: str) -> Fault:
+        return Fault("encode", target=coding)
 
     @staticmethod
     def redirect_loop() -> Fault:
@@ -242,6 +248,9 @@ class FaultProxy(LoopbackHTTP):
                         (k, _REALM.sub(realm, v) if k.lower() == "www-authenticate" else v)
                         for k, v in reply_headers
                     ]
+                elif kind == "encode" and self.command != "HEAD":
+                    reply = _encoded(reply, fault.target)
+                    reply_headers = _replace(reply_headers, "Content-Encoding", fault.target)
                 if kind == "truncate" and self.command != "HEAD" and len(reply) > 1:
                     self._relay(status, reply_headers, reply[: len(reply) // 2], announce=len(reply))
                 elif kind == "drip":
@@ -316,6 +325,16 @@ class FaultProxy(LoopbackHTTP):
             return response.status, kept, reply
         finally:
             conn.close()
+
+
+def _encoded(body: bytes, coding: str) -> bytes:
+    if coding == "gzip":
+        packer = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    elif coding == "deflate":  # RFC 9110 8.4.1.2: the zlib format
+        packer = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS)
+    else:
+        return body  # labelled only
+    return packer.compress(body) + packer.flush()
 
 
 @functools.cache
