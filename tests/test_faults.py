@@ -105,6 +105,21 @@ CASES = {
         ("sha256:",),
         exit_code=1,
     ),
+    "registry-malformed-digest": Case(
+        (
+            _rule(
+                MANIFEST, Fault.header("Docker-Content-Digest", "sha256:../../../../v2/?x=1"), method="HEAD"
+            ),
+        ),
+        "digest-mismatch",
+        ("malformed digest", "sha256:../../../../v2/?x=1"),
+        exit_code=1,
+    ),
+    "registry-headers-larger-than-100-kib": Case(
+        (_rule(MANIFEST, Fault.header("X-Padding", "a" * 200_000)),),
+        "undetermined",
+        ("sent response headers larger than pullguard reads",),
+    ),
     "registry-10mb-manifest": Case(
         (_rule(MANIFEST, Fault.huge()),),
         "undetermined",
@@ -352,3 +367,11 @@ def test_a_compressed_answer_is_never_inflated_past_the_cap(rig: Rig, config_pat
     assert doc["outcome"] == "undetermined", doc
     assert peak < 24 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB while reading a 64 MiB gzip bomb"
     assert all(s.headers.get("accept-encoding") == "identity" for s in proxy.requests()), proxy.requests()
+
+
+def test_a_malformed_announced_digest_never_becomes_a_url(rig: Rig, config_path: str) -> None:
+    """A digest from a header goes into the next request's path: junk must stop at the HEAD."""
+    proxy, image = _arm(rig, CASES["registry-malformed-digest"])
+    doc, _code, _elapsed = explain(config_path, image)
+    assert doc["outcome"] == "digest-mismatch"
+    assert [(s.method, s.fault) for s in proxy.requests()] == [("HEAD", "header")]

@@ -14,6 +14,8 @@ field (issue 10; OCI distribution-spec ``spec.md`` for the status codes and head
 - ``truncate``: forward the real answer but announce the full ``Content-Length``, send only the
   first half of the body and hang up;
 - ``wrong_digest``: forward the real answer with a ``Docker-Content-Digest`` for other bytes;
+- ``header``: forward the real answer with one header set to ``value`` (a malformed digest, a
+  header larger than any client keeps);
 - ``huge``: a manifest body of ``size`` bytes (HEAD announces it, without a digest, as a registry
   that cannot compute one does, so the client must GET it);
 - ``gzip_bomb``: a ``Content-Encoding: gzip`` body that inflates to ``size`` bytes from a few
@@ -93,6 +95,10 @@ class Fault:
     @staticmethod
     def wrong_digest() -> Fault:
         return Fault("wrong_digest")
+
+    @staticmethod
+    def header(name: str, value: str) -> Fault:
+        return Fault("header", headers={name: value})
 
     @staticmethod
     def huge(size: int = 10 * 1024 * 1024) -> Fault:
@@ -248,6 +254,9 @@ class FaultProxy(LoopbackHTTP):
                         (k, _REALM.sub(realm, v) if k.lower() == "www-authenticate" else v)
                         for k, v in reply_headers
                     ]
+                elif kind == "header":
+                    for name, value in fault.headers.items():
+                        reply_headers = _replace(reply_headers, name, value)
                 elif kind == "encode" and self.command != "HEAD":
                     reply = _encoded(reply, fault.target)
                     reply_headers = _replace(reply_headers, "Content-Encoding", fault.target)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
@@ -38,7 +39,7 @@ from webhook.core.identity import StaticCredential
 from webhook.core.outcomes import describe_retry_after, describe_status, outcome_for
 from webhook.core.platforms import Platform, normalize
 from webhook.core.redact import redact_url
-from webhook.core.reference import ImageReference
+from webhook.core.reference import DIGEST_HEX_LENGTHS, ImageReference
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -329,6 +330,11 @@ class RegistryClient:
             return Observation(
                 "unreachable", detail=f"TLS to {host} failed: the certificate is not trusted ({text[:160]})"
             )
+        if isinstance(exc, httpx.RemoteProtocolError) and "Receive buffer too long" in text:
+            return Observation(
+                "undetermined",
+                detail=f"{host} sent response headers larger than pullguard reads (h11: {text[:80]})",
+            )
         if isinstance(exc, httpx.RemoteProtocolError) and "location header" in text:
             # httpx parses every Location, even when it does not follow it (octal IPv4, bad ports)
             return Observation(
@@ -353,6 +359,14 @@ class RegistryClient:
         status = response.status_code
         if status != 200:
             return await self._failure(answer, url, base, ref, cred)
+        if digest and not well_formed_digest(digest):
+            # It would go into the URL of the next request (a path, a query) and into the verdict.
+            return Observation(
+                "digest-mismatch",
+                200,
+                detail=f"the registry announced a malformed digest {_shown(digest)} for "
+                f"{ref.manifest_reference}",
+            )
         media = _media(response)
         if answer.body:
             algorithm = (ref.digest or digest or "sha256:").split(":")[0]
@@ -472,8 +486,8 @@ class RegistryClient:
             return ManifestInfo(media, True, children)
         config = doc.get("config")
         config_digest = config.get("digest") if isinstance(config, dict) else None
-        if not isinstance(config_digest, str):
-            return ManifestInfo(media, False)
+        if not isinstance(config_digest, str) or not well_formed_digest(config_digest):
+            return ManifestInfo(media, False)  # no platform to read; never a URL built from junk
         return ManifestInfo(
             media, False, config_platform=await self._config_platform(ref, cred, base, config_digest)
         )
@@ -532,6 +546,20 @@ class RegistryClient:
         ):
             return None
         return tags, False
+
+
+_LOWER_HEX = re.compile(r"[0-9a-f]+", re.ASCII)
+
+
+def well_formed_digest(digest: str) -> bool:
+    """go-digest ``Digest.Validate`` for the algorithms containerd registers: exact lower-case hex."""
+    algorithm, _, encoded = digest.partition(":")
+    size = DIGEST_HEX_LENGTHS.get(algorithm)
+    return size is not None and len(encoded) == size and _LOWER_HEX.fullmatch(encoded) is not None
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
 def _too_large(url: str, cap: int) -> str:
