@@ -69,6 +69,11 @@ CASES = {
     ),
     "registry-500": Case((_rule(MANIFEST, Fault.answer(500)),), "unreachable", ("answered 500",)),
     "registry-503": Case((_rule(MANIFEST, Fault.answer(503)),), "unreachable", ("answered 503",)),
+    "registry-503-retry-after": Case(
+        (_rule(MANIFEST, Fault.answer(503, {"Retry-After": "120"})),),
+        "unreachable",
+        ("answered 503", "retry after 120 s"),
+    ),
     "registry-429-retry-after-seconds": Case(
         (_rule(MANIFEST, Fault.answer(429, {"Retry-After": "30"})),),
         "rate-limited",

@@ -427,6 +427,8 @@ class RegistryClient:
             detail = f"{urlsplit(base).netloc} answered {describe_status(status, code)}" + (
                 f": {message}" if message else ""
             )
+            if status == 503 and retry:  # RFC 9110 15.6.4: how long the service expects to be down
+                detail += f"; {retry}"
         return Observation(outcome, status, code, detail)
 
     def _remember(self, digest: str, info: ManifestInfo) -> None:

@@ -126,7 +126,7 @@ def _token_error(response: httpx.Response, realm: str, method: str) -> RegistryE
     if 300 <= status < 400:
         what += " (a redirect; token requests do not follow redirects)"
     retry = response.headers.get("retry-after")
-    advice = describe_retry_after(retry) if outcome == "rate-limited" else None
+    advice = describe_retry_after(retry) if outcome == "rate-limited" or status == 503 else None
     return RegistryError(
         outcome,
         f"token server {redact_url(realm)} {what}: {method} {status}" + (f"; {advice}" if advice else ""),
