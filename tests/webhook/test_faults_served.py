@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import trustme
 
+from tests.infra.fake_apiserver import FakeApiServer
 from tests.infra.fault_proxy import Fault, FaultProxy, Rule
 from tests.infra.images import push_image
 from tests.infra.registry import RegistryProcess
@@ -206,3 +207,38 @@ def test_a_registry_that_never_answers_is_answered_before_any_timeout_the_api_se
     assert elapsed < limit, f"answered after {elapsed:.2f}s, past ?timeout={timeout}"
     assert response["allowed"] is True
     assert any("timeout" in w for w in response["warnings"]), response["warnings"]
+
+
+def test_a_kubernetes_api_that_never_answers_is_answered_before_the_timeout(
+    start_webhook: Any,
+    fake_api: FakeApiServer,
+    kubeconfig: Path,
+    rig: Rig,
+    token_server_session: TokenServer,
+    namespace: str,
+) -> None:
+    """A Kubernetes API server (the wire-level fake) that holds every read: still answered in time.
+
+    Each read is bounded by ``requestSeconds``; the namespace-label and node reads happen before the
+    engine's deadline applies, so today the review's safety net (90% of ``?timeout=``) answers.
+    Asserted: answered before ``?timeout=5s``, allowed per ``onUnknown: warn`` with a warning.
+    """
+    fake_api.add_namespace(namespace)
+    image = _arm(rig, token_server_session, Rule(r"^/nothing$", Fault.answer(500)), False, "ok")
+    webhook = start_webhook(
+        {"onUnknown": "warn", "network": {"allowLoopback": True, "plainHttp": [rig.noauth.netloc]}},
+        kubeconfig=kubeconfig,
+    )
+    body = review(pod("web", namespace, [image], pull_secrets=["regcred"]), uid="slow-api")
+    fake_api.delay = NEVER / 3
+    try:
+        started = time.monotonic()
+        resp = webhook.review(body, timeout="5s")
+        elapsed = time.monotonic() - started
+    finally:
+        fake_api.delay = 0.0
+    WORST["kubernetes-api-never-answers"] = max(WORST.get("kubernetes-api-never-answers", 0.0), elapsed)
+    response = _response(resp, "slow-api")
+    assert elapsed < 5.0, f"answered after {elapsed:.2f}s, past ?timeout=5s"
+    assert response["allowed"] is True, response
+    assert response.get("warnings"), response
