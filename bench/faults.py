@@ -55,6 +55,8 @@ def rows(times: dict[str, float]) -> list[tuple[str, str, str, str]]:
         out.append(
             (f"registry never answers, ?timeout={timeout}", "timeout (allowed + warning)", "-", fmt(key))
         )
+    kube = fmt("served:kubernetes-api-never-answers")
+    out.append(("Kubernetes API holds every read, ?timeout=5s", "allowed + warning (safety net)", "-", kube))
     for name in test_netns_faults.REFUSED:
         out.append((f"netns: {name}", "refused-destination", fmt(f"netns:{name}"), "-"))
     for name in ("registry-octal-metadata", "redirect-to-octal-metadata"):  # httpx cannot parse them

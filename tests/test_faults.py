@@ -21,7 +21,7 @@ import os
 import time
 import tracemalloc
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,7 +53,6 @@ class Case:
     exit_code: int = 3  # DESIGN 1.1: unknown outcomes exit 3, definite failures 1
     token: bool = False  # through the Bearer token flow (the fault may sit on the token server)
     on_token_server: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _rule(path: str, fault: Fault, method: str | None = None, times: int | None = None) -> Rule:
@@ -252,7 +251,6 @@ class Rig:
     token_registry: FaultProxy
     token_server: FaultProxy
     realm_rule: Rule
-    repos: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +268,7 @@ def rig(
         realm_rule = Rule(r"^/v2/", Fault.realm(realm))
         push_image(registry_noauth, "team/faults", "v1")
         push_image(registry_token, "public/faults", "v1")
-        yield Rig(noauth, token_registry, token_proxy, realm_rule, {"noauth": "team/faults"})
+        yield Rig(noauth, token_registry, token_proxy, realm_rule)
 
 
 @pytest.fixture(scope="module")
