@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -41,6 +41,9 @@ from webhook.core.workloads import extract
 from webhook.engine import Engine
 from webhook.nodeview import ClusterViews
 from webhook.settings import Config, load_config
+
+if TYPE_CHECKING:
+    from webhook.metrics import Metrics
 
 EXIT_BAD_INPUT = 2
 
@@ -312,6 +315,13 @@ SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  #
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="worker processes on the one listening socket; recommended: one per CPU of the pod's limit",
+)
 def serve(
     config_path: str | None,
     host: str,
@@ -321,13 +331,12 @@ def serve(
     kubeconfig: str | None,
     context: str | None,
     log_level: str,
+    workers: int,
 ) -> None:
     """The admission webhook over HTTPS: POST /validate, /healthz, /readyz, /metrics."""
     from webhook import logs
-    from webhook.app import create_app, reviewer_for
     from webhook.certs import DEV_DIR, ensure_dev_certificate
-    from webhook.metrics import Metrics
-    from webhook.server import CertificateError, CertificateSource, Server, bind
+    from webhook.server import CertificateError, CertificateSource, bind
 
     logs.configure(log_level)
     log = logging.getLogger("pullguard.serve")
@@ -344,27 +353,60 @@ def serve(
             "DEVELOPMENT ONLY: serving a self-signed certificate; use --tls-cert/--tls-key in a cluster",
             extra={"fields": {"cert": tls_cert, "ca": str(issued.ca_cert), "created": made}},
         )
-    metrics = Metrics()
-    cluster: KubeCluster | NoCluster
     in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.isfile(SERVICE_ACCOUNT_TOKEN)
+    access = _ClusterAccess(kubeconfig, context, in_cluster)
     try:
-        if kubeconfig or context:
-            cluster = connect_cluster(config, kubeconfig=kubeconfig, context=context, metrics=metrics)
-        elif in_cluster:
-            cluster = connect_cluster(config, in_cluster=True, metrics=metrics)
-        else:
-            cluster = NoCluster()
+        # once here, so a bad kubeconfig fails serve with exit 2 before any worker starts
+        access.connect(config, None).close()
     except ClusterReadError as exc:
         _fail(str(exc))
-    log.info("cluster access", extra={"fields": {"apiServer": cluster.where, "inCluster": in_cluster}})
-    certs = CertificateSource(tls_cert, tls_key, on_reload=metrics.certificate_reload)
     try:
-        certs.load()
+        CertificateSource(tls_cert, tls_key).load()
         sock = bind(host, port)
     except CertificateError as exc:
         _fail(f"cannot serve: {exc}")
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+
+    def work(_slot: int = 0) -> None:
+        _serve_worker(config, access, tls_cert, tls_key, sock)
+
+    if workers == 1:
+        work()
+        return
+    from webhook.prefork import Supervisor
+
+    sys.exit(Supervisor(workers, work).run())
+
+
+class _ClusterAccess:
+    """How ``serve`` reaches the API server: a kubeconfig, the pod's ServiceAccount, or not at all."""
+
+    def __init__(self, kubeconfig: str | None, context: str | None, in_cluster: bool) -> None:
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.in_cluster = in_cluster
+
+    def connect(self, config: Config, metrics: Metrics | None) -> KubeCluster | NoCluster:
+        if self.kubeconfig or self.context:
+            return connect_cluster(config, kubeconfig=self.kubeconfig, context=self.context, metrics=metrics)
+        if self.in_cluster:
+            return connect_cluster(config, in_cluster=True, metrics=metrics)
+        return NoCluster()
+
+
+def _serve_worker(config: Config, access: _ClusterAccess, tls_cert: str, tls_key: str, sock: Any) -> None:
+    """One serving process: its own metrics, cluster client, engine, certificate source and loop."""
+    from webhook.app import create_app, reviewer_for
+    from webhook.metrics import Metrics
+    from webhook.server import CertificateSource, Server
+
+    log = logging.getLogger("pullguard.serve")
+    metrics = Metrics()
+    cluster = access.connect(config, metrics)
+    log.info("cluster access", extra={"fields": {"apiServer": cluster.where, "inCluster": access.in_cluster}})
+    certs = CertificateSource(tls_cert, tls_key, on_reload=metrics.certificate_reload)
+    certs.load()
     assembly = build(config, cluster=cluster, metrics=metrics)
     app = create_app(reviewer_for(config, assembly, metrics), metrics, certs.problem)
     server = Server(app, certs, sock)
