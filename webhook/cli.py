@@ -400,6 +400,7 @@ def _serve_worker(config: Config, access: _ClusterAccess, tls_cert: str, tls_key
     from webhook.app import create_app, reviewer_for
     from webhook.metrics import Metrics
     from webhook.server import CertificateSource, Server
+    from webhook.server import run as run_server
 
     log = logging.getLogger("pullguard.serve")
     metrics = Metrics()
@@ -418,7 +419,7 @@ def _serve_worker(config: Config, access: _ClusterAccess, tls_cert: str, tls_key
             await assembly.aclose()
             log.info("stopped")
 
-    asyncio.run(run())
+    run_server(run())
 
 
 @cli.command()

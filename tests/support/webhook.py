@@ -8,7 +8,6 @@ behaviour through configuration, the cluster (a kubeconfig) and the servers they
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import ssl
@@ -29,6 +28,7 @@ from webhook.assembly import Assembly, build, connect_cluster
 from webhook.metrics import Metrics
 from webhook.ports import NodeIdentityResolver
 from webhook.server import CertificateSource, Server, bind
+from webhook.server import run as run_server
 from webhook.settings import parse_config
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -120,7 +120,7 @@ def running_webhook(
                 await assembly.aclose()
 
         try:
-            asyncio.run(main())
+            run_server(main())  # the loop `pullguard serve` runs on (uvloop)
         except BaseException as exc:
             errors.append(exc)
 
