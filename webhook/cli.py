@@ -368,11 +368,12 @@ def serve(
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
 
-    def work(_slot: int = 0) -> None:
+    def work(slot: int) -> None:
+        logs.tag_process(worker=slot)
         _serve_worker(config, access, tls_cert, tls_key, sock)
 
     if workers == 1:
-        work()
+        _serve_worker(config, access, tls_cert, tls_key, sock)
         return
     from webhook.prefork import Supervisor
 
