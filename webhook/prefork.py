@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import logging
 import math
 import os
@@ -131,6 +132,9 @@ class Supervisor:
     def run(self) -> int:
         """Start the workers and wait; the exit code of ``serve`` (0, or 1 after a crash loop)."""
         previous = {s: signal.signal(s, self._signal) for s in _STOP_SIGNALS}
+        # what the supervisor imported is shared copy-on-write with every worker; moved out of the
+        # collector's generations, a worker's garbage collections do not write to (and so copy) it
+        gc.freeze()
         try:
             for slot in range(self.count):
                 if not self.stopping:
