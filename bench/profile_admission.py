@@ -61,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--svg", help="write a flame graph here instead of printing stacks")
+    parser.add_argument("--raw", help="also keep the collapsed stacks in this file")
     args = parser.parse_args()
     with RegistryProcess("noauth") as registry, tempfile.TemporaryDirectory() as tmp:
         images = []
@@ -94,6 +95,8 @@ def main() -> None:
             if args.svg:
                 Path(args.svg).write_bytes(out.read_bytes())
                 return
+            if args.raw:
+                Path(args.raw).write_text(out.read_text())
             inclusive, own, total = top(out.read_text())
             print(f"\n{total} samples; inclusive:")
             for frame, k in inclusive:
