@@ -44,6 +44,7 @@ from webhook.settings import Config, load_config
 
 if TYPE_CHECKING:
     from webhook.metrics import Metrics
+    from webhook.server import CertificateSource
 
 EXIT_BAD_INPUT = 2
 
@@ -336,6 +337,7 @@ def serve(
     """The admission webhook over HTTPS: POST /validate, /healthz, /readyz, /metrics."""
     from webhook import logs
     from webhook.certs import DEV_DIR, ensure_dev_certificate
+    from webhook.metrics import Metrics
     from webhook.server import CertificateError, CertificateSource, bind
 
     logs.configure(log_level)
@@ -355,27 +357,34 @@ def serve(
         )
     in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.isfile(SERVICE_ACCOUNT_TOKEN)
     access = _ClusterAccess(kubeconfig, context, in_cluster)
+    metrics = Metrics()
     try:
-        # once here, so a bad kubeconfig fails serve with exit 2 before any worker starts
-        access.connect(config, None).close()
+        cluster = access.connect(config, metrics)  # here, so a bad kubeconfig exits 2 before any worker
     except ClusterReadError as exc:
         _fail(str(exc))
+    log.info("cluster access", extra={"fields": {"apiServer": cluster.where, "inCluster": in_cluster}})
+    certs = CertificateSource(tls_cert, tls_key, on_reload=metrics.certificate_reload)
     try:
-        CertificateSource(tls_cert, tls_key).load()
+        certs.load()
         sock = bind(host, port)
     except CertificateError as exc:
         _fail(f"cannot serve: {exc}")
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    if workers == 1:
+        _serve_worker(config, metrics, cluster, certs, sock)
+        return
+    from webhook.prefork import Supervisor
+
+    cluster.close()  # each worker opens its own: connection pools must not cross a fork
+    key_file = tls_key
 
     def work(slot: int) -> None:
         logs.tag_process(worker=slot)
-        _serve_worker(config, access, tls_cert, tls_key, sock)
-
-    if workers == 1:
-        _serve_worker(config, access, tls_cert, tls_key, sock)
-        return
-    from webhook.prefork import Supervisor
+        own = Metrics()
+        own_certs = CertificateSource(certs.cert_file, key_file, on_reload=own.certificate_reload)
+        own_certs.load()
+        _serve_worker(config, own, access.connect(config, own), own_certs, sock)
 
     sys.exit(Supervisor(workers, work).run())
 
@@ -396,19 +405,15 @@ class _ClusterAccess:
         return NoCluster()
 
 
-def _serve_worker(config: Config, access: _ClusterAccess, tls_cert: str, tls_key: str, sock: Any) -> None:
-    """One serving process: its own metrics, cluster client, engine, certificate source and loop."""
+def _serve_worker(
+    config: Config, metrics: Metrics, cluster: KubeCluster | NoCluster, certs: CertificateSource, sock: Any
+) -> None:
+    """One serving process: the engine over ``cluster``, the app, the TLS server, until stopped."""
     from webhook.app import create_app, reviewer_for
-    from webhook.metrics import Metrics
-    from webhook.server import CertificateSource, Server
+    from webhook.server import Server
     from webhook.server import run as run_server
 
     log = logging.getLogger("pullguard.serve")
-    metrics = Metrics()
-    cluster = access.connect(config, metrics)
-    log.info("cluster access", extra={"fields": {"apiServer": cluster.where, "inCluster": access.in_cluster}})
-    certs = CertificateSource(tls_cert, tls_key, on_reload=metrics.certificate_reload)
-    certs.load()
     assembly = build(config, cluster=cluster, metrics=metrics)
     app = create_app(reviewer_for(config, assembly, metrics), metrics, certs.problem)
     server = Server(app, certs, sock)
