@@ -92,6 +92,7 @@ def running_webhook(
     context: str | None = None,
     reload_interval: float = 10.0,
     read_header_timeout: float = 10.0,
+    read_timeout: float = 30.0,
     resolvers: Sequence[NodeIdentityResolver] = (),
 ) -> Iterator[RunningWebhook]:
     cfg = parse_config(dict(config), "test-config")
@@ -109,7 +110,9 @@ def running_webhook(
         str(cert), str(key), interval=reload_interval, on_reload=metrics.certificate_reload
     )
     app = create_app(reviewer_for(cfg, assembly, metrics), metrics, certs.problem)
-    server = Server(app, certs, bind("127.0.0.1", 0), read_header_timeout=read_header_timeout)
+    server = Server(
+        app, certs, bind("127.0.0.1", 0), read_header_timeout=read_header_timeout, read_timeout=read_timeout
+    )
     errors: list[BaseException] = []
 
     def run() -> None:
