@@ -167,6 +167,7 @@ def measure(
                 **stats,
                 "errors": result["errors"],
                 "overloaded": result["overloaded"],
+                "release_lateness_p99_ms": result["release_lateness_p99_ms"],
                 "client_cpu_share": result["client_cpu_share"],
             }
         t0 = time.monotonic()
