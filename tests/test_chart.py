@@ -511,6 +511,24 @@ def test_the_container_runs_the_documented_serve_command(helm: Helm) -> None:
     assert volumes[mounts["/tls"]["name"]]["secret"]["secretName"] == f"{RELEASE}-tls"
 
 
+@pytest.mark.parametrize(
+    ("workers", "extra"),
+    [pytest.param(1, [], id="one-worker-default"), pytest.param(2, ["--workers", "2"], id="two-workers")],
+)
+def test_workers_become_the_serve_option(helm: Helm, workers: int, extra: list[str]) -> None:
+    result = helm.template(CHART, values={"workers": workers})
+    assert result.returncode == 0, result.stderr
+    args = container_of(result.docs())["args"]
+    assert args[args.index("/tls/tls.key") + 1 :] == extra
+
+
+@pytest.mark.parametrize("workers", [pytest.param(0, id="zero"), pytest.param("2", id="a-string")])
+def test_workers_must_be_a_positive_integer(helm: Helm, workers: object) -> None:
+    result = helm.template(CHART, values={"workers": workers})
+    assert result.returncode != 0
+    assert "workers" in result.stderr
+
+
 def test_an_image_digest_pins_the_image(helm: Helm) -> None:
     digest = "sha256:" + "ab" * 32
     result = helm.template(CHART, values={"image": {"digest": digest}})

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -41,6 +41,10 @@ from webhook.core.workloads import extract
 from webhook.engine import Engine
 from webhook.nodeview import ClusterViews
 from webhook.settings import Config, load_config
+
+if TYPE_CHECKING:
+    from webhook.metrics import Metrics
+    from webhook.server import CertificateSource
 
 EXIT_BAD_INPUT = 2
 
@@ -312,6 +316,13 @@ SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  #
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="worker processes on the one listening socket; recommended: one per CPU of the pod's limit",
+)
 def serve(
     config_path: str | None,
     host: str,
@@ -321,13 +332,13 @@ def serve(
     kubeconfig: str | None,
     context: str | None,
     log_level: str,
+    workers: int,
 ) -> None:
     """The admission webhook over HTTPS: POST /validate, /healthz, /readyz, /metrics."""
     from webhook import logs
-    from webhook.app import create_app, reviewer_for
     from webhook.certs import DEV_DIR, ensure_dev_certificate
     from webhook.metrics import Metrics
-    from webhook.server import CertificateError, CertificateSource, Server, bind
+    from webhook.server import CertificateError, CertificateSource, bind
 
     logs.configure(log_level)
     log = logging.getLogger("pullguard.serve")
@@ -344,16 +355,11 @@ def serve(
             "DEVELOPMENT ONLY: serving a self-signed certificate; use --tls-cert/--tls-key in a cluster",
             extra={"fields": {"cert": tls_cert, "ca": str(issued.ca_cert), "created": made}},
         )
-    metrics = Metrics()
-    cluster: KubeCluster | NoCluster
     in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.isfile(SERVICE_ACCOUNT_TOKEN)
+    access = _ClusterAccess(kubeconfig, context, in_cluster)
+    metrics = Metrics()
     try:
-        if kubeconfig or context:
-            cluster = connect_cluster(config, kubeconfig=kubeconfig, context=context, metrics=metrics)
-        elif in_cluster:
-            cluster = connect_cluster(config, in_cluster=True, metrics=metrics)
-        else:
-            cluster = NoCluster()
+        cluster = access.connect(config, metrics)  # here, so a bad kubeconfig exits 2 before any worker
     except ClusterReadError as exc:
         _fail(str(exc))
     log.info("cluster access", extra={"fields": {"apiServer": cluster.where, "inCluster": in_cluster}})
@@ -365,6 +371,49 @@ def serve(
         _fail(f"cannot serve: {exc}")
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    if workers == 1:
+        _serve_worker(config, metrics, cluster, certs, sock)
+        return
+    from webhook.prefork import Supervisor
+
+    cluster.close()  # each worker opens its own: connection pools must not cross a fork
+    key_file = tls_key
+
+    def work(slot: int) -> None:
+        logs.tag_process(worker=slot)
+        own = Metrics()
+        own_certs = CertificateSource(certs.cert_file, key_file, on_reload=own.certificate_reload)
+        own_certs.load()
+        _serve_worker(config, own, access.connect(config, own), own_certs, sock)
+
+    sys.exit(Supervisor(workers, work).run())
+
+
+class _ClusterAccess:
+    """How ``serve`` reaches the API server: a kubeconfig, the pod's ServiceAccount, or not at all."""
+
+    def __init__(self, kubeconfig: str | None, context: str | None, in_cluster: bool) -> None:
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.in_cluster = in_cluster
+
+    def connect(self, config: Config, metrics: Metrics | None) -> KubeCluster | NoCluster:
+        if self.kubeconfig or self.context:
+            return connect_cluster(config, kubeconfig=self.kubeconfig, context=self.context, metrics=metrics)
+        if self.in_cluster:
+            return connect_cluster(config, in_cluster=True, metrics=metrics)
+        return NoCluster()
+
+
+def _serve_worker(
+    config: Config, metrics: Metrics, cluster: KubeCluster | NoCluster, certs: CertificateSource, sock: Any
+) -> None:
+    """One serving process: the engine over ``cluster``, the app, the TLS server, until stopped."""
+    from webhook.app import create_app, reviewer_for
+    from webhook.server import Server
+    from webhook.server import run as run_server
+
+    log = logging.getLogger("pullguard.serve")
     assembly = build(config, cluster=cluster, metrics=metrics)
     app = create_app(reviewer_for(config, assembly, metrics), metrics, certs.problem)
     server = Server(app, certs, sock)
@@ -376,7 +425,7 @@ def serve(
             await assembly.aclose()
             log.info("stopped")
 
-    asyncio.run(run())
+    run_server(run())
 
 
 @cli.command()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core.assess import NOT_TRIED, Observation, assess, planned_only
+from webhook.core.assess import NOT_TRIED, Observation, assess, outcome, planned_only
 from webhook.core.errors import InputError
 from webhook.core.findings import Finding
 from webhook.core.identity import (
@@ -237,9 +237,9 @@ class Engine:
                 obs.append(o)
                 succeeded = o.result == "pullable"
             observations.append(obs)
-        verdict = assess(plan, observations, exact_platforms=self.options.exact_platforms)
-        if verdict.outcome not in DEFINITE_FAILURES | {"pullable"}:
-            return verdict
+        final = outcome(plan, observations, exact_platforms=self.options.exact_platforms)
+        if final not in DEFINITE_FAILURES | {"pullable"}:
+            return assess(plan, observations, exact_platforms=self.options.exact_platforms)
         # "Is it public?" is one of the four answers: ask anonymously unless the plan already did.
         anonymous = None
         if not any(a.identity.kind == "anonymous" for g in plan.groups for a in g.attempts):
@@ -247,11 +247,11 @@ class Engine:
         suggestions: list[str] = []
         repository_missing = False
         listed_by_checker = next((o.tags for obs in observations for o in obs if o.tags is not None), None)
-        if verdict.outcome == "not-found" and listed_by_checker is not None:
+        if final == "not-found" and listed_by_checker is not None:
             # A cloud checker (Artifact Registry) already listed the tags as the node identity.
             if ref.tag and not ref.digest:
                 suggestions = nearest_tags(ref.tag, listed_by_checker)
-        elif verdict.outcome == "not-found":
+        elif final == "not-found":
             seer = self._seer(plan, observations, anonymous)
             if seer is not None and self.registry is not None:
                 listed = await self._list_tags(ref, seer)

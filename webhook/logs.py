@@ -15,6 +15,8 @@ import time
 from typing import Any
 
 _RESERVED = frozenset({"ts", "level", "logger", "msg"})
+#: Keys every line of this process carries (``serve --workers N``: ``{"worker": slot}``).
+_PROCESS_FIELDS: dict[str, Any] = {}
 
 #: HTTP client libraries log whole request URLs (httpx at INFO, urllib3/botocore at DEBUG). A
 #: redirect to a presigned blob URL carries credentials in its query string (ECR's S3 and GCS
@@ -34,6 +36,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        doc.update(_PROCESS_FIELDS)
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             for key, value in fields.items():
@@ -41,6 +44,11 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             doc["error"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def tag_process(**fields: Any) -> None:
+    """Add ``fields`` to every later line of this process (a worker says which one it is)."""
+    _PROCESS_FIELDS.update(fields)
 
 
 def configure(level: str = "info") -> None:

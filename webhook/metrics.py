@@ -9,6 +9,15 @@ the log line and the audit annotation, not in the metrics.
 
 Cache hits are read at scrape time from the ``stats`` counters the engine and the Kubernetes
 adapter keep anyway, so the hot path does not pay for them twice.
+
+With ``pullguard serve --workers N`` (N > 1) every worker keeps its own ``Metrics`` — its own
+counters, histograms and caches — and ``GET /metrics`` is answered by whichever worker accepted
+the scrape's connection: a scrape shows *one* worker's figures, not the pod's sum, and two
+scrapes may come from different workers (Prometheus then sees a counter go down and counts a
+reset). Per-pod totals are exact only with ``--workers 1`` (the default, and the chart's), which
+is why more pods rather than more workers is the default way to scale; prometheus_client's
+multiprocess mode (shared mmap files summed at scrape time) would make them exact for N > 1, at
+the price of those files on a volume and cache statistics that cannot be summed that way.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ behaviour through configuration, the cluster (a kubeconfig) and the servers they
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import ssl
@@ -29,6 +28,7 @@ from webhook.assembly import Assembly, build, connect_cluster
 from webhook.metrics import Metrics
 from webhook.ports import NodeIdentityResolver
 from webhook.server import CertificateSource, Server, bind
+from webhook.server import run as run_server
 from webhook.settings import parse_config
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -92,6 +92,7 @@ def running_webhook(
     context: str | None = None,
     reload_interval: float = 10.0,
     read_header_timeout: float = 10.0,
+    read_timeout: float = 30.0,
     resolvers: Sequence[NodeIdentityResolver] = (),
 ) -> Iterator[RunningWebhook]:
     cfg = parse_config(dict(config), "test-config")
@@ -109,7 +110,9 @@ def running_webhook(
         str(cert), str(key), interval=reload_interval, on_reload=metrics.certificate_reload
     )
     app = create_app(reviewer_for(cfg, assembly, metrics), metrics, certs.problem)
-    server = Server(app, certs, bind("127.0.0.1", 0), read_header_timeout=read_header_timeout)
+    server = Server(
+        app, certs, bind("127.0.0.1", 0), read_header_timeout=read_header_timeout, read_timeout=read_timeout
+    )
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -120,7 +123,7 @@ def running_webhook(
                 await assembly.aclose()
 
         try:
-            asyncio.run(main())
+            run_server(main())  # the loop `pullguard serve` runs on (uvloop)
         except BaseException as exc:
             errors.append(exc)
 

@@ -207,6 +207,48 @@ def test_a_client_that_never_finishes_its_request_head_is_disconnected(
         assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param(b"", id="head-then-nothing"),
+        pytest.param(b'{"apiVersion": "admission.k8s.io/v1", "ki', id="part-of-the-body"),
+    ],
+)
+def test_a_client_that_never_finishes_its_request_body_is_disconnected(
+    start_webhook: StartWebhook, test_ca: trustme.CA, sent: bytes
+) -> None:
+    # the head arrives in time; only the body phase (read_timeout) can end this connection
+    webhook = start_webhook({}, read_header_timeout=5.0, read_timeout=0.3)
+    host, port = webhook.server.address
+    with (
+        socket.create_connection((host, port), timeout=3) as raw,
+        _trust(test_ca).wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(
+            b"POST /validate HTTP/1.1\r\nHost: pullguard\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n" + sent
+        )
+        began = time.monotonic()
+        assert tls.recv(1024) == b""  # the server hung up (a socket timeout here would fail the test)
+        assert time.monotonic() - began < 3.0
+    with webhook.client() as client:
+        assert client.get("/healthz").status_code == 200
+
+
+def test_an_idle_keep_alive_connection_serves_request_after_request(
+    start_webhook: StartWebhook, test_ca: trustme.CA
+) -> None:
+    # the read timers re-arm per request: three reviews on one connection, each within the limits
+    webhook = start_webhook({}, read_header_timeout=1.0, read_timeout=1.0)
+    with webhook.client(timeout=5) as client:
+        answers = []
+        for _ in range(3):
+            answers.append(client.get("/healthz").status_code)
+            time.sleep(0.4)
+        answers.append(client.post("/validate", content=b"{}").status_code)
+    assert answers == [200, 200, 200, 400]
+
+
 # -- /metrics and logs --------------------------------------------------------------------------------
 
 

@@ -136,6 +136,26 @@ def _visibility(
     return "unknown"
 
 
+def outcome(
+    plan: ImagePlan, observations: Sequence[Sequence[Observation]], *, exact_platforms: bool = False
+) -> str:
+    """The outcome ``assess`` gives these observations, without building the verdict.
+
+    The engine decides from it whether to probe anonymously and list tags, then assesses once
+    (assessing twice per image was a tenth of a cached admission's CPU, ``bench/README.md``).
+    The anonymous probe, suggestions and a missing repository never change the outcome.
+    """
+    if plan.certain is not None or plan.reference is None:
+        return _certain(plan).outcome
+    groups = zip(plan.groups, observations, strict=True)
+    return _credentials_unknown(plan, worst(_group_outcome(g, o, exact_platforms).outcome for g, o in groups))
+
+
+def _credentials_unknown(plan: ImagePlan, final: str) -> str:
+    """A refusal is not certain while kubelet would also try credentials pullguard could not read."""
+    return "undetermined" if final in ("unauthorized", "forbidden") and plan.credentials_unknown else final
+
+
 def assess(
     plan: ImagePlan,
     observations: Sequence[Sequence[Observation]],
@@ -207,7 +227,7 @@ def assess(
         matched_credentials=sum(1 for a in plan.groups[pick].attempts if a.identity.kind != "anonymous"),
     )
     message, fix = advise(facts)
-    if final in ("unauthorized", "forbidden") and plan.credentials_unknown:
+    if _credentials_unknown(plan, final) != final:
         # kubelet would also try credentials pullguard could not read; one of them might pull.
         final = "undetermined"
         message = (

@@ -19,6 +19,7 @@ handling of several colons in a host is not applied.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -112,12 +113,17 @@ def normalize_key(raw: str) -> str | None:
     return host + path if path not in ("", "/") else host
 
 
+@functools.lru_cache(maxsize=8192)
 def urls_match(glob: str, target: str) -> bool:
     """kubelet ``URLsMatchStr(glob, target)``; both are schemeless, a parse error is no match.
 
     Ports must be string-equal, hosts must have as many ``.``-separated labels, each label is a
     Go ``filepath.Match`` pattern (case-sensitive, a malformed pattern never matches) and the
     glob's path must be a plain string prefix of the target's.
+
+    Memoised (a pure function of two strings): every admission asks it for every image against
+    every ``matchImages`` pattern of every credential provider — with the default ECR and GCP
+    patterns that was half the CPU of a cached admission (``bench/profile_admission.py``).
     """
     try:
         glob_host, glob_path = url_host_and_path("https://" + glob)
@@ -143,8 +149,12 @@ def is_default_registry_match(image: str) -> bool:
     return "." not in first and ":" not in first
 
 
+@functools.lru_cache(maxsize=4096)
 def url_host_and_path(raw: str) -> tuple[str, str]:
-    """Go ``net/url.Parse(raw)`` reduced to ``(u.Host, u.Path)``; ValueError carries Go's message."""
+    """Go ``net/url.Parse(raw)`` reduced to ``(u.Host, u.Path)``; ValueError carries Go's message.
+
+    Memoised (pure; a parse error is raised again each time, never cached).
+    """
     rest, _, fragment = raw.partition("#")
     try:
         host, path = _parse(rest)
