@@ -61,12 +61,10 @@ from tests.infra.tokenserver import TokenServer  # noqa: E402
 from tests.support.reviews import deployment, pod, review  # noqa: E402
 from webhook.adapters.stream_objects import StreamObjects  # noqa: E402
 from webhook.assembly import build  # noqa: E402
-from webhook.core.objects import secret_from_dict  # noqa: E402
 from webhook.settings import Config, parse_config  # noqa: E402
 
 USER = ("bench", "bench-password")
 NAMESPACE = "bench"
-SECRET = "regcred"
 
 
 # -- the registry under test --------------------------------------------------------------------
@@ -74,7 +72,12 @@ SECRET = "regcred"
 
 @dataclass
 class Stage:
-    """The real registry (token auth, TLS, access log) and its token server, seeded for a scenario."""
+    """The real registry (token auth, TLS, access log) and its token server, seeded for a scenario.
+
+    The nodes' docker config (``cluster.nodeDockerConfig``) holds the one credential, so the CLI and
+    the webhook (which has no cluster here to read pull secrets from) use the same identity:
+    kubelet's node docker config, then pullguard's anonymous "is it public?" probe.
+    """
 
     tokens: TokenServer
     registry: RegistryProcess
@@ -93,22 +96,8 @@ class Stage:
         served = self.registry.served()[mark[0] :]
         return served, len(self.tokens.requests) - mark[1]
 
-    def secret(self) -> dict[str, Any]:
-        auth = base64.b64encode(f"{USER[0]}:{USER[1]}".encode()).decode()
-        payload = json.dumps({"auths": {self.host: {"auth": auth}}}).encode()
-        return {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "kubernetes.io/dockerconfigjson",
-            "metadata": {"name": SECRET, "namespace": NAMESPACE},
-            "data": {".dockerconfigjson": base64.b64encode(payload).decode()},
-        }
-
-    def pod(self, images: Sequence[str], name: str = "app") -> dict[str, Any]:
-        return pod(name, NAMESPACE, images, pull_secrets=[SECRET])
-
-    def deployment(self, images: Sequence[str], name: str = "app") -> dict[str, Any]:
-        return deployment(name, NAMESPACE, images, pull_secrets=[SECRET])
+    def push(self, repo: str, tag: str) -> str:
+        return push_index(self.registry, repo, tag, credentials=self.registry.push_credentials).ref
 
 
 @contextmanager
@@ -119,8 +108,12 @@ def stage() -> Iterator[Stage]:
     with tokens, RegistryProcess("token", token_server=tokens, tls_ca=ca, access_log=True) as registry:
         with tempfile.TemporaryDirectory(prefix="pg-bench-") as tmp:
             assert registry.ca_file is not None
+            auth = base64.b64encode(f"{USER[0]}:{USER[1]}".encode()).decode()
+            docker_config = Path(tmp) / "node-config.json"
+            docker_config.write_text(json.dumps({"auths": {registry.host: {"auth": auth}}}))
             config = {
                 "network": {"allowLoopback": True, "caFile": str(registry.ca_file)},
+                "cluster": {"nodeDockerConfig": str(docker_config)},
                 "onUnknown": "deny",
             }
             yield Stage(tokens, registry, Path(tmp), config)
@@ -141,11 +134,7 @@ def _describe(entries: Sequence[AccessEntry], tokens: int) -> str:
 async def _check_in_process(cfg: Config, objects: Sequence[Mapping[str, Any]]) -> tuple[float, bool]:
     """One cold check the way ``pullguard check`` runs it, timed without interpreter start."""
     store = StreamObjects()
-    docs: list[tuple[Mapping[str, Any], str]] = []
-    for i, obj in enumerate(objects):
-        if obj.get("kind") == "Secret":
-            store.add_secret(secret_from_dict(obj, NAMESPACE, f"bench#{i}"))
-        docs.append((obj, f"bench#{i}"))
+    docs: list[tuple[Mapping[str, Any], str]] = [(obj, f"bench#{i}") for i, obj in enumerate(objects)]
     assembly = build(cfg)
     try:
         started = time.perf_counter()
@@ -200,9 +189,7 @@ def b2(quick: bool) -> tuple[list[Row], dict[str, Any]]:
     with stage() as st, Containerd() as ctd:
         assert st.registry.ca_file is not None and st.registry.cert_dir is not None
         hosts = ctd.make_hosts_dir(st.host, st.registry.ca_file)
-        refs = []
-        for i in range(reps + 1):
-            refs.append(push_index(st.registry, f"bench/cold{i}", "1.0", credentials=st.registry.push_credentials).ref)
+        refs = [st.push(f"bench/cold{i}", "1.0") for i in range(reps + 1)]
 
         def ctr(args: Sequence[str]) -> Callable[[str], float]:
             def go(ref: str) -> float:
@@ -230,8 +217,8 @@ def b2(quick: bool) -> tuple[list[Row], dict[str, Any]]:
             return go
 
         tools = [
-            Tool("pullguard (in-process, webhook)", lambda r: in_process(st, [st.secret(), st.pod([r])])),
-            Tool("pullguard check (process)", lambda r: cli_check(st, [st.secret(), st.pod([r])])),
+            Tool("pullguard (in-process, webhook)", lambda r: in_process(st, [pod("app", NAMESPACE, [r])])),
+            Tool("pullguard check (process)", lambda r: cli_check(st, [pod("app", NAMESPACE, [r])])),
             Tool(
                 "ctr content fetch --metadata-only",
                 ctr(["content", "fetch", "--metadata-only", "--platform", "linux/amd64"]),
@@ -288,17 +275,144 @@ def _skopeo(ref: str, st: Stage, extra: Sequence[str]) -> tuple[bool, str]:
     return r.returncode == 0, r.stdout if r.returncode == 0 else r.stderr
 
 
+# -- B3 -----------------------------------------------------------------------------------------
+
+
+def b3(quick: bool) -> tuple[list[Row], dict[str, Any]]:
+    """A Deployment of 20 distinct never-checked images vs one, each run on a fresh engine."""
+    reps = 3 if quick else 9
+    width = 20
+    with stage() as st:
+        repos = [[st.push(f"bench/fan{r}-{i}", "1.0") for i in range(width)] for r in range(reps + 1)]
+        singles = [st.push(f"bench/one{r}", "1.0") for r in range(reps + 1)]
+        one, many = [], []
+        counts: dict[str, Any] = {}
+        for r in range(reps + 1):
+            mark = st.counts()
+            t1 = in_process(st, [deployment("one", NAMESPACE, [singles[r]])])
+            e1, k1 = st.since(mark)
+            mark = st.counts()
+            t20 = in_process(st, [deployment("many", NAMESPACE, repos[r])])
+            e20, k20 = st.since(mark)
+            if r == 0:
+                continue
+            one.append(t1)
+            many.append(t20)
+            counts = {"one": (len(e1), k1, _describe(e1, k1)), "twenty": (len(e20), k20, _describe(e20, k20))}
+    ratio = _median(many) / _median(one)
+    res = {"one_s": _median(one), "twenty_s": _median(many), "ratio": ratio, "requests": counts}
+    row = Row(
+        "B3",
+        f"fan-out: a Deployment of {width} distinct cold images vs 1 (in-process, median of {reps})",
+        "≤ 1.5×",
+        f"{ratio:.2f}× ({_median(many) * 1000:.0f} ms vs {_median(one) * 1000:.0f} ms)",
+        ratio <= 1.5,
+    )
+    return [row], res
+
+
+# -- B4 -----------------------------------------------------------------------------------------
+
+
+async def _stampede(url: str, ctx: Any, body: bytes, n: int) -> list[bool]:
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(base_url=url, verify=ctx, limits=limits, timeout=60) as client:
+        # every connection open and TLS done first, so the stampede is admissions, not handshakes
+        await asyncio.gather(*(client.get("/healthz") for _ in range(n)))
+        replies = await asyncio.gather(*(client.post("/validate?timeout=10s", content=body) for _ in range(n)))
+    return [r.status_code == 200 and r.json()["response"]["allowed"] is True for r in replies]
+
+
+def b4(quick: bool) -> tuple[list[Row], dict[str, Any]]:
+    n = 200
+    with stage() as st:
+        image = st.push("bench/stampede", "1.0")
+        body = json.dumps(review(pod("app", NAMESPACE, [image]))).encode()
+        with serve(st.config, st.tmp) as webhook:
+            mark = st.counts()
+            before = webhook.registry_requests()
+            ok = asyncio.run(_stampede(webhook.url, webhook.ssl_context(), body, n))
+            entries, tok = st.since(mark)
+            own = webhook.registry_requests() - before
+    if not all(ok):
+        raise SystemExit(f"{ok.count(False)} of {n} stampede admissions were not allowed")
+    res = {"registry": len(entries), "token": tok, "requests": _describe(entries, tok), "pullguard_counted": own}
+    row = Row(
+        "B4",
+        f"stampede: {n} concurrent admissions (TLS, `pullguard serve`) of one never-checked image",
+        "≤ 3 registry requests",
+        f"{len(entries)} registry + {tok} token requests ({_describe(entries, tok)})",
+        len(entries) <= 3,
+    )
+    return [row], res
+
+
+# -- B5 -----------------------------------------------------------------------------------------
+
+
+def workloads(images: Sequence[str], count: int) -> list[dict[str, Any]]:
+    """``count`` Deployments, two containers each, cycling through ``images``."""
+    out = []
+    for i in range(count):
+        pair = [images[(2 * i) % len(images)], images[(2 * i + 1) % len(images)]]
+        out.append(deployment(f"app-{i}", NAMESPACE, pair))
+    return out
+
+
+def b5(quick: bool) -> tuple[list[Row], dict[str, Any]]:
+    n_images = 40 if quick else 200
+    n_workloads = 400 if quick else 2000
+    repos = n_images // 2  # two tags per repository: tokens are per repository, as in real charts
+    with stage() as st:
+        images = [st.push(f"bench/ci{r}", tag) for r in range(repos) for tag in ("1.0", "2.0")]
+        objects = workloads(images, n_workloads)
+        mark = st.counts()
+        wall = cli_check(st, objects, stdin=True)
+        entries, tok = st.since(mark)
+    res = {"wall_s": wall, "registry": len(entries), "token": tok, "requests": _describe(entries, tok)}
+    row = Row(
+        "B5",
+        f"CI: `pullguard check -` on {n_workloads} workloads, {n_images} distinct images (process wall time)",
+        "≤ 5 s",
+        f"{wall:.2f} s; {len(entries)} registry + {tok} token requests",
+        wall <= 5.0,
+    )
+    return [row], res
+
+
+SCENARIOS: dict[str, Callable[[bool], tuple[list[Row], dict[str, Any]]]] = {
+    "B2": b2,
+    "B3": b3,
+    "B4": b4,
+    "B5": b5,
+}
+
+
 def rows(quick: bool = False) -> list[Row]:
-    out, _ = b2(quick)
+    """The B2–B5 rows of the benchmark table (``bench/run.py`` calls this)."""
+    out: list[Row] = []
+    for run in SCENARIOS.values():
+        out.extend(run(quick)[0])
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and images")
+    parser.add_argument("--only", action="append", choices=sorted(SCENARIOS), help="run only these")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
-    r, res = b2(args.quick)
-    print(json.dumps(res, indent=1))
+    table: list[Row] = []
+    raw: dict[str, Any] = {"machine": machine()}
+    for name, run in SCENARIOS.items():
+        if args.only and name not in args.only:
+            continue
+        got, figures = run(args.quick)
+        table.extend(got)
+        raw[name] = figures
+    print(render_table(table))
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=2, default=str))
 
 
 if __name__ == "__main__":
