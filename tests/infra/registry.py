@@ -13,8 +13,8 @@ import re
 import ssl
 import subprocess
 import uuid
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, NoReturn, Self

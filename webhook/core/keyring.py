@@ -19,6 +19,7 @@ handling of several colons in a host is not applied.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -112,6 +113,9 @@ def normalize_key(raw: str) -> str | None:
     return host + path if path not in ("", "/") else host
 
 
+#: Pure and called for every (pattern, image) pair of every plan — the default credential providers
+#: bring dozens of ``matchImages`` patterns — so answers are memoised (bounded; strings only).
+@functools.lru_cache(maxsize=16384)
 def urls_match(glob: str, target: str) -> bool:
     """kubelet ``URLsMatchStr(glob, target)``; both are schemeless, a parse error is no match.
 
@@ -143,6 +147,7 @@ def is_default_registry_match(image: str) -> bool:
     return "." not in first and ":" not in first
 
 
+@functools.lru_cache(maxsize=4096)
 def url_host_and_path(raw: str) -> tuple[str, str]:
     """Go ``net/url.Parse(raw)`` reduced to ``(u.Host, u.Path)``; ValueError carries Go's message."""
     rest, _, fragment = raw.partition("#")
