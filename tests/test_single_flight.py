@@ -18,11 +18,19 @@ from tests.infra.fixtures import ALICE
 from tests.infra.images import push_image, push_index, put_manifest, registry_client
 from tests.infra.registry import RegistryProcess
 from tests.infra.tokenserver import TokenServer
+from tests.support.cli import pod, pull_secret
 from tests.support.online import client, cred, ref, run
+from webhook.adapters.stream_objects import StreamObjects
+from webhook.core.identity import ClusterView
+from webhook.core.nodes import NodeGroup
+from webhook.core.objects import secret_from_dict
+from webhook.core.platforms import parse_platform
+from webhook.engine import Engine, EngineOptions
 
 pytestmark = pytest.mark.registry
 RepoName = Callable[..., str]
 Seen = Counter[tuple[str, int | None]]
+AMD64 = ClusterView(groups=(NodeGroup(None, parse_platform("linux/amd64")),), providers=())
 
 
 def _checks(
@@ -120,3 +128,62 @@ def test_an_open_registry_costs_one_request_per_check(
 
     assert results == ["pullable"] * 4
     assert seen == Counter({("HEAD", 200): 4})
+
+
+async def _engine_checks(
+    registry: RegistryProcess, images: list[str], who: tuple[str, str]
+) -> tuple[list[tuple[str, str]], Seen]:
+    """One pod per image, all at once, through one fresh engine; (outcome, visibility) per pod."""
+    seen: Seen = Counter()
+
+    def hook(host: str, method: str, status: int | None, seconds: float) -> None:
+        seen[(method, status)] += 1
+
+    store = StreamObjects()
+    store.add_secret(secret_from_dict(pull_secret("good", registry.host, *who), "default", "good"))
+    registry_client_ = client([registry], on_request=hook)
+    engine = Engine(EngineOptions(), registry=registry_client_)
+    try:
+        verdicts = await asyncio.gather(
+            *(
+                engine.check_object(
+                    pod(f"p{i}", [image], ["good"]), AMD64, store, default_namespace="default"
+                )
+                for i, image in enumerate(images)
+            )
+        )
+    finally:
+        await registry_client_.aclose()
+    return [(v.images[0].outcome, v.images[0].visibility) for v in verdicts if v is not None], seen
+
+
+def test_tags_of_one_private_repository_share_one_anonymous_probe(
+    registry_token: RegistryProcess, token_server: TokenServer, repo_name: RepoName
+) -> None:
+    repo = repo_name()
+    tags = ["v1", "v2", "v3"]
+    for tag in tags:
+        push_image(registry_token, repo, tag, credentials=registry_token.push_credentials)
+    token_server.reset_stats()
+
+    answers, _ = run(
+        _engine_checks(registry_token, [f"{registry_token.host}/{repo}:{t}" for t in tags], ALICE)
+    )
+
+    assert answers == [("pullable", "private")] * 3
+    anonymous = [r for r in token_server.requests if r.username is None]
+    assert len(anonymous) == 1  # "is it public?" asked once for the repository, not once per tag
+
+
+def test_a_basic_challenge_met_without_credentials_answers_the_visibility_probe(
+    registry_htpasswd: RegistryProcess, repo_name: RepoName
+) -> None:
+    repo = repo_name()
+    push_image(registry_htpasswd, repo, "v1")
+
+    answers, seen = run(_engine_checks(registry_htpasswd, [f"{registry_htpasswd.host}/{repo}:v1"], ALICE))
+
+    assert answers == [("pullable", "private")]
+    # the unauthenticated HEAD that learnt the Basic challenge was the anonymous pull: no second one
+    heads = {k: n for k, n in seen.items() if k[0] == "HEAD"}
+    assert heads == {("HEAD", 401): 1, ("HEAD", 200): 1}

@@ -62,6 +62,9 @@ MAX_REDIRECTS = 5
 MAX_TAG_PAGES = 10
 DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
 USER_AGENT = "pullguard/0.1 (+https://github.com/pullguard)"
+#: How long an anonymous Basic refusal seen in passing answers the visibility probe (the engine's
+#: default ``cache.negativeTTLSeconds``: a repository made public is noticed as soon as elsewhere).
+REFUSAL_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,8 @@ class RegistryClient:
         self._open: set[str] = set()
         self._token_flights: dict[tuple[str, str, str, str], asyncio.Task[tuple[str, float]]] = {}
         self._manifest_flights: dict[str, asyncio.Task[ManifestInfo]] = {}
+        #: (base, repository) -> when an unauthenticated HEAD met a Basic challenge, and its answer
+        self._refusals: OrderedDict[tuple[str, str], tuple[float, _Answer]] = OrderedDict()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._manifests: OrderedDict[str, ManifestInfo] = OrderedDict()
         self._on_request = on_request
@@ -323,6 +328,8 @@ class RegistryClient:
         challenge = preferred(parse_all(response.headers.get_list("www-authenticate")))
         if challenge is None:
             return _Answer(response, body, authenticated, None)
+        if auth is None and challenge.scheme == "basic" and method == "HEAD":
+            self._remember_refusal(base, repo, _Answer(response, body, False, challenge.error))
         if auth is not None:
             # We already presented what this registry asked for: the refusal is the answer.
             if challenge.scheme == "bearer" and challenge.error != "invalid_token":
@@ -385,10 +392,30 @@ class RegistryClient:
             )
         return Observation("unreachable", detail=f"cannot connect to {host}: {text[:200]}")
 
+    def _remember_refusal(self, base: str, repo: str, answer: _Answer) -> None:
+        """An unauthenticated request to ``repo`` met a Basic challenge: anonymous pulls are refused.
+
+        With Basic auth there is no token dance: a request without credentials *is* the anonymous
+        pull, so the 401 the first credentialed check collects while learning the challenge is
+        also the answer to "is it public?" for that repository — the probe need not ask again.
+        """
+        self._refusals[(base, repo)] = (time.monotonic(), answer)
+        self._refusals.move_to_end((base, repo))
+        while len(self._refusals) > self.options.manifest_cache_size:
+            self._refusals.popitem(last=False)
+
+    def _known_refusal(self, base: str, repo: str) -> _Answer | None:
+        hit = self._refusals.get((base, repo))
+        if hit is None or time.monotonic() - hit[0] > REFUSAL_SECONDS:
+            return None
+        return hit[1]
+
     async def _check(
         self, ref: ImageReference, cred: StaticCredential | None, base: str, want: bool
     ) -> Observation:
         url = f"{base}/v2/{ref.path}/manifests/{ref.manifest_reference}"
+        if cred is None and (refused := self._known_refusal(base, ref.path)) is not None:
+            return await self._failure(refused, url, base, ref, cred)
         answer = await self._send("HEAD", url, base, ref.path, cred, ACCEPT, 0)
         response = answer.response
         digest = response.headers.get("docker-content-digest")
