@@ -80,6 +80,8 @@ class Engine:
         self._observations: Memo[Observation] = Memo(0, clock=clock, max_entries=size, stats=self.stats)
         #: (registry, repository) -> an anonymous refusal (one per repository, see _probe)
         self._private: Memo[Observation] = Memo(options.negative_ttl, clock=clock, max_entries=size)
+        #: (registry, repository) -> the anonymous probe in flight for it (one per repository at once)
+        self._probing: dict[tuple[str, str], asyncio.Future[Observation]] = {}
         #: (registry, repository, fingerprint) -> the tags that identity may list
         self._listings: Memo[tuple[list[str], bool]] = Memo(
             options.negative_ttl, clock=clock, max_entries=size
@@ -293,7 +295,18 @@ class Engine:
         if hit is not None:
             self.stats["probe_cached"] += 1
             return hit
-        observation = await self.observe(ref, ANONYMOUS)
+        running = self._probing.get(key)
+        if running is not None:
+            # Another tag of this repository is being probed right now: a refusal answers for both.
+            first = await asyncio.shield(running)
+            if first.result in ("unauthorized", "forbidden"):
+                self.stats["probe_cached"] += 1
+                return first
+        task = asyncio.ensure_future(self.observe(ref, ANONYMOUS))
+        if running is None:
+            self._probing[key] = task
+            task.add_done_callback(lambda _: self._probing.pop(key, None))
+        observation = await asyncio.shield(task)
         if observation.result in ("unauthorized", "forbidden"):
             self._private.put(key, observation, self.options.negative_ttl)
         return observation

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, NoReturn, Self
@@ -38,6 +39,16 @@ HTPASSWD_REALM = "pullguard-basic-realm"
 SEED_ADMIN = "seed-admin"
 Mode = Literal["noauth", "htpasswd", "token"]
 _LISTENING = re.compile(r'msg="listening on 127\.0\.0\.1:(\d+)')
+_ACCESS = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """One line of the registry's access log: what was asked and what it answered."""
+
+    method: str
+    path: str
+    status: int
 
 
 class RegistryStartError(RuntimeError):
@@ -61,6 +72,7 @@ class RegistryProcess:
         tls_ca: trustme.CA | None = None,
         startup_timeout: float = 5.0,
         binary: str = REGISTRY_BIN,
+        access_log: bool = False,
     ) -> None:
         if mode == "token" and token_server is None:
             raise ValueError("token mode needs a running TokenServer")
@@ -73,6 +85,7 @@ class RegistryProcess:
         self._users: dict[str, str] = dict(users or {})
         self._seed_admin = (SEED_ADMIN, "seed-" + uuid.uuid4().hex) if mode == "htpasswd" else None
         self._tls_ca = tls_ca
+        self.access_log = access_log
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
@@ -143,7 +156,7 @@ class RegistryProcess:
         http: dict[str, Any] = {"addr": "127.0.0.1:0", "secret": uuid.uuid4().hex}
         config: dict[str, Any] = {
             "version": "0.1",
-            "log": {"level": "info", "accesslog": {"disabled": True}},
+            "log": {"level": "info", "accesslog": {"disabled": not self.access_log}},
             "storage": {
                 "filesystem": {"rootdirectory": str(root / "data")},
                 "delete": {"enabled": True},
@@ -260,6 +273,18 @@ class RegistryProcess:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    def served(self) -> list[AccessEntry]:
+        """Every request the registry answered so far, from its access log (``access_log=True``).
+
+        The registry writes one Apache combined-format line per request (gorilla/handlers, as
+        distribution's ``http.accesslog``), so a benchmark can count what each client sent on the
+        server side, identically for every client.
+        """
+        if not self.access_log:
+            raise RuntimeError("start the registry with access_log=True to count requests")
+        text = self.log_path.read_text(errors="replace") if self._dir else ""
+        return [AccessEntry(m[1], m[2], int(m[3])) for m in _ACCESS.finditer(text)]
 
     def log_tail(self, lines: int = 30) -> str:
         return log_tail(self.log_path, lines) if self._dir else ""

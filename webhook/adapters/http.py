@@ -251,6 +251,10 @@ def make_client(
     - HTTP/2 is offered by ALPN on TLS connections; HTTP/1.1 remains available.
     - ``timeout`` applies to each phase (resolve + connect, read, write, pool wait).
     """
+    if http2:
+        # httpcore imports h2 (and hpack's 0.1 s Huffman table) at the first TLS connection; do it
+        # here, at start, so the first image a webhook checks does not pay for it.
+        import h2.connection  # noqa: F401
     backend = GuardedNetworkBackend(policy, resolver=resolver)
     limits = httpx.Limits(
         max_connections=max_connections,

@@ -30,19 +30,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
-
-import urllib3
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from webhook.core.errors import ClusterReadError, InputError
 from webhook.core.identity import AccountResult, SecretResult, Unavailable
 from webhook.core.nodes import NodeObject, node_object_from_dict
 from webhook.core.objects import secret_from_dict, service_account_from_dict
 from webhook.memo import Memo
+
+if TYPE_CHECKING:
+    # Imported where used: ``kubernetes`` takes ~0.4 s to import, and ``pullguard check`` without
+    # ``--kubeconfig`` never talks to a cluster (bench/README.md, B2/B5 process wall time).
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger("pullguard.kube")
 
@@ -84,6 +84,9 @@ class _NotFoundError(Exception):
 @contextmanager
 def _map_errors(what: str, where: str, timeout: float) -> Iterator[None]:
     """The one boundary: ``kubernetes``/``urllib3`` exceptions -> ``ClusterReadError``."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
     try:
         yield
     except ApiException as exc:
@@ -174,6 +177,8 @@ class KubeCluster:
         clock: Callable[[], float] = time.monotonic,
         on_request: RequestHook | None = None,
     ) -> None:
+        from kubernetes import client as k8s
+
         self._api = api
         self._core = k8s.CoreV1Api(api)
         self.where = str(api.configuration.host)
@@ -191,6 +196,10 @@ class KubeCluster:
     @classmethod
     def from_kubeconfig(cls, path: str | None, context: str | None, **options: Any) -> KubeCluster:
         """From a kubeconfig file (None: ``$KUBECONFIG`` or ``~/.kube/config``) and context."""
+        from kubernetes import client as k8s
+        from kubernetes import config as k8s_config
+        from kubernetes.config.config_exception import ConfigException
+
         configuration = k8s.Configuration()
         try:
             k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
@@ -206,6 +215,10 @@ class KubeCluster:
     @classmethod
     def in_cluster(cls, **options: Any) -> KubeCluster:
         """From the pod's ServiceAccount (``KUBERNETES_SERVICE_HOST`` and the mounted token)."""
+        from kubernetes import client as k8s
+        from kubernetes import config as k8s_config
+        from kubernetes.config.config_exception import ConfigException
+
         configuration = k8s.Configuration()
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -338,6 +351,8 @@ class KubeCluster:
 
 
 def _client(configuration: k8s.Configuration) -> k8s.ApiClient:
+    from kubernetes import client as k8s
+
     # No urllib3 retries: a refused connection is reported at once, within the admission deadline.
     configuration.retries = 0
     api = k8s.ApiClient(configuration)

@@ -8,6 +8,12 @@ multi-arch tag to its amd64 child — research/test-infrastructure.md §1f), fal
 GET does, so manifests are fetched only for the platform check, by digest, and cached by digest
 (digests are immutable).
 
+Concurrent checks share the work that does not depend on who asks (single flight): while the
+first request to a registry learns its challenge (the 401 that says Basic or Bearer, and where the
+token realm is), the others wait for it instead of each collecting the same 401; one token
+request per (realm, service, scope, credential) is in flight at a time; one GET per manifest
+digest. So 200 images of one registry cost one challenge, not 200.
+
 Every library exception is translated here into an ``Observation`` with a DESIGN 1.1 outcome;
 nothing from httpx escapes. Credentials are sent only to this registry and the realm it names;
 URLs in messages are redacted; bodies are read with caps on their decoded size (manifests:
@@ -60,6 +66,9 @@ MAX_REDIRECTS = 5
 MAX_TAG_PAGES = 10
 DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
 USER_AGENT = "pullguard/0.1 (+https://github.com/pullguard)"
+#: How long an anonymous Basic refusal seen in passing answers the visibility probe (the engine's
+#: default ``cache.negativeTTLSeconds``: a repository made public is noticed as soon as elsewhere).
+REFUSAL_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +134,14 @@ class RegistryClient:
         # not ``tokens or …``: an empty TokenCache is falsy (it has __len__) and would be replaced
         self._tokens = tokens if tokens is not None else TokenCache()
         self._challenges: dict[str, Challenge] = {}
+        #: base URL -> the first request still learning that registry's challenge (single flight)
+        self._learning: dict[str, asyncio.Future[None]] = {}
+        #: base URLs that answered an unauthenticated request without a challenge
+        self._open: set[str] = set()
+        self._token_flights: dict[tuple[str, str, str, str], asyncio.Task[tuple[str, float]]] = {}
+        self._manifest_flights: dict[str, asyncio.Task[ManifestInfo]] = {}
+        #: (base, repository) -> when an unauthenticated HEAD met a Basic challenge, and its answer
+        self._refusals: OrderedDict[tuple[str, str], tuple[float, _Answer]] = OrderedDict()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._manifests: OrderedDict[str, ManifestInfo] = OrderedDict()
         self._on_request = on_request
@@ -232,12 +249,56 @@ class RegistryClient:
             key = (challenge.realm or "", challenge.service or "", scope, cred.fingerprint() if cred else "-")
             token = self._tokens.get(key)
             if token is None:
-                token, ttl = await fetch_token(
-                    self._http, challenge, scope, cred, self.options.request_timeout
-                )
-                self._tokens.put(key, token, ttl)
+                token = await self._shared_token(key, challenge, scope, cred)
             return f"Bearer {token}", cred is not None
         return None, False
+
+    async def _shared_token(
+        self, key: tuple[str, str, str, str], challenge: Challenge, scope: str, cred: StaticCredential | None
+    ) -> str:
+        """One token request per key at a time; the others await the same answer (or error)."""
+        flight = self._token_flights.get(key)
+        if flight is None:
+
+            async def fetch() -> tuple[str, float]:
+                try:
+                    token, ttl = await fetch_token(
+                        self._http, challenge, scope, cred, self.options.request_timeout
+                    )
+                    self._tokens.put(key, token, ttl)
+                    return token, ttl
+                finally:
+                    self._token_flights.pop(key, None)
+
+            flight = self._token_flights[key] = asyncio.ensure_future(fetch())
+            flight.add_done_callback(_retrieve)
+        # shield: a check that gives up (its deadline) does not cancel the request others await
+        token, _ = await asyncio.shield(flight)
+        return token
+
+    async def _learn_first(self, base: str) -> asyncio.Future[None] | None:
+        """Wait while another request learns ``base``'s challenge; or become that request.
+
+        Returns the future to resolve when this request is the one learning (None otherwise).
+        """
+        if base in self._challenges or base in self._open:
+            return None
+        pending = self._learning.get(base)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return None
+        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._learning[base] = first
+        return first
+
+    def _learnt(self, base: str, first: asyncio.Future[None] | None, challenged: bool) -> None:
+        if first is None:
+            return
+        if not challenged and base not in self._challenges:
+            self._open.add(base)  # answered without asking for credentials: nothing to wait for
+        self._learning.pop(base, None)
+        if not first.done():
+            first.set_result(None)
 
     async def _send(
         self,
@@ -253,15 +314,27 @@ class RegistryClient:
         headers = {"User-Agent": USER_AGENT, **IDENTITY}
         if accept:
             headers["Accept"] = accept
-        auth, authenticated = await self._authorization(base, scope, cred)
-        if auth:
-            headers["Authorization"] = auth
-        response, body = await self._raw(method, url, headers, cap)
+        first = await self._learn_first(base)
+        try:
+            auth, authenticated = await self._authorization(base, scope, cred)
+            if auth:
+                headers["Authorization"] = auth
+            response, body = await self._raw(method, url, headers, cap)
+            if first is not None and response.status_code == 401:
+                learnt = preferred(parse_all(response.headers.get_list("www-authenticate")))
+                if learnt is not None:
+                    self._challenges[base] = Challenge(
+                        learnt.scheme, {k: v for k, v in learnt.params.items() if k != "error"}
+                    )
+        finally:
+            self._learnt(base, first, base in self._challenges)
         if response.status_code != 401:
             return _Answer(response, body, authenticated, None)
         challenge = preferred(parse_all(response.headers.get_list("www-authenticate")))
         if challenge is None:
             return _Answer(response, body, authenticated, None)
+        if auth is None and challenge.scheme == "basic" and method == "HEAD":
+            self._remember_refusal(base, repo, _Answer(response, body, False, challenge.error))
         if auth is not None:
             # We already presented what this registry asked for: the refusal is the answer.
             if challenge.scheme == "bearer" and challenge.error != "invalid_token":
@@ -345,10 +418,30 @@ class RegistryClient:
             return Observation("unreachable", detail=f"the connection to {host} {broke}")
         return Observation("unreachable", detail=f"cannot connect to {host}: {text[:200]}")
 
+    def _remember_refusal(self, base: str, repo: str, answer: _Answer) -> None:
+        """An unauthenticated request to ``repo`` met a Basic challenge: anonymous pulls are refused.
+
+        With Basic auth there is no token dance: a request without credentials *is* the anonymous
+        pull, so the 401 the first credentialed check collects while learning the challenge is
+        also the answer to "is it public?" for that repository — the probe need not ask again.
+        """
+        self._refusals[(base, repo)] = (time.monotonic(), answer)
+        self._refusals.move_to_end((base, repo))
+        while len(self._refusals) > self.options.manifest_cache_size:
+            self._refusals.popitem(last=False)
+
+    def _known_refusal(self, base: str, repo: str) -> _Answer | None:
+        hit = self._refusals.get((base, repo))
+        if hit is None or time.monotonic() - hit[0] > REFUSAL_SECONDS:
+            return None
+        return hit[1]
+
     async def _check(
         self, ref: ImageReference, cred: StaticCredential | None, base: str, want: bool
     ) -> Observation:
         url = f"{base}/v2/{ref.path}/manifests/{ref.manifest_reference}"
+        if cred is None and (refused := self._known_refusal(base, ref.path)) is not None:
+            return await self._failure(refused, url, base, ref, cred)
         answer = await self._send("HEAD", url, base, ref.path, cred, ACCEPT, 0)
         response = answer.response
         digest = response.headers.get("docker-content-digest")
@@ -393,9 +486,46 @@ class RegistryClient:
         if want and digest:
             info = self._manifests.get(digest)
             if info is None:
-                info = await self._manifest_info(ref, cred, base, digest, media, answer.body or None)
-                self._remember(digest, info)
+                info = await self._shared_manifest(ref, cred, base, digest, media, answer.body or None)
         return Observation("pullable", 200, digest=digest, manifest=info)
+
+    async def _shared_manifest(
+        self,
+        ref: ImageReference,
+        cred: StaticCredential | None,
+        base: str,
+        digest: str,
+        media: str,
+        body: bytes | None,
+    ) -> ManifestInfo:
+        """The manifest facts of ``digest``, fetched once however many checks want them at once.
+
+        Content is addressed by digest, so whoever fetches it first answers for all (each of them
+        has just been let see the digest). If that fetch fails, a waiter tries with its own
+        credential: one identity's 429 or timeout is not another's answer.
+        """
+        key = f"{base} {digest}"
+        flight = self._manifest_flights.get(key)
+        if flight is not None:
+            try:
+                return await asyncio.shield(flight)
+            except _FailureError:
+                pass
+            info = await self._manifest_info(ref, cred, base, digest, media, body)
+            self._remember(digest, info)
+            return info
+
+        async def fetch() -> ManifestInfo:
+            try:
+                info = await self._manifest_info(ref, cred, base, digest, media, body)
+                self._remember(digest, info)
+                return info
+            finally:
+                self._manifest_flights.pop(key, None)
+
+        flight = self._manifest_flights[key] = asyncio.ensure_future(fetch())
+        flight.add_done_callback(_retrieve)
+        return await asyncio.shield(flight)
 
     async def _failure(
         self, answer: _Answer, url: str, base: str, ref: ImageReference, cred: StaticCredential | None
@@ -571,6 +701,12 @@ def _too_large(url: str, cap: int) -> str:
             "(MaxManifestSize); containerd refuses it as well"
         )
     return f"{redact_url(url)} sent more than {cap} bytes; refused"
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a shared task's error as seen: its waiters may all have given up (their deadline)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _platform(value: Any) -> Platform | None:

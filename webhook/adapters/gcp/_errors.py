@@ -24,10 +24,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import requests
-from google.api_core import exceptions as gexc
-from google.auth import exceptions as auth_exc
-
 from webhook.core.errors import CloudError
 
 _MESSAGE_LIMIT = 300
@@ -47,6 +43,10 @@ def _short(exc: BaseException) -> str:
 
 
 def _code(exc: BaseException) -> str:
+    import requests
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+
     if isinstance(exc, gexc.NotFound):
         return "not-found"
     if isinstance(exc, (gexc.Forbidden, gexc.PermissionDenied)):
@@ -71,6 +71,11 @@ def _code(exc: BaseException) -> str:
 @contextmanager
 def google_errors(service: str, what: str) -> Iterator[None]:
     """Translate any Google/requests exception raised while doing ``what`` into ``CloudError``."""
+    # Imported here, not at the top: only code that calls a Google API pays for them (apis.py).
+    import requests
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+
     try:
         yield
     except CloudError:

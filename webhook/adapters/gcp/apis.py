@@ -24,19 +24,17 @@ import asyncio
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
-
-import google.auth
-from google.api_core.client_options import ClientOptions
-from google.auth import credentials as ga_credentials
-from google.auth import impersonated_credentials
-from google.auth.transport.requests import Request
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from webhook.adapters.gcp._errors import google_errors
-from webhook.core.errors import CloudError
 from webhook.core.gcp_iam import CLOUD_PLATFORM
 from webhook.core.redact import Secret
+
+if TYPE_CHECKING:
+    # google-auth and google-api-core are imported where used (~0.35 s): a CLI run or a cluster
+    # that never needs a Google API does not pay for them (bench/README.md, B2/B5 process time).
+    from google.api_core.client_options import ClientOptions
+    from google.auth import credentials as ga_credentials
 
 T = TypeVar("T")
 #: Lifetime asked for impersonated node-SA tokens (they are used for one check).
@@ -49,30 +47,6 @@ class GcpOptions:
     access_token_file: str | None = None
     permission_check: str = "iam"  # "iam" | "impersonate"
     request_timeout: float = 2.0
-
-
-class TokenFileCredentials(ga_credentials.Credentials):
-    """An access token read from a file, re-read on every refresh (the file may be rotated)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self._path = path
-
-    def refresh(self, request: Any) -> None:
-        try:
-            with open(self._path, encoding="utf-8") as handle:
-                value = handle.read().strip()
-        except OSError as exc:
-            raise CloudError(
-                "credentials",
-                f"cannot read gcp.accessTokenFile {self._path}: {exc.strerror}",
-                code="unauthorized",
-            ) from None
-        if not value:
-            raise CloudError("credentials", f"gcp.accessTokenFile {self._path} is empty", code="unauthorized")
-        self.token = value
-        # Re-read at least every minute so a rotated file is picked up.
-        self.expiry = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=60)
 
 
 class GoogleApis:
@@ -99,14 +73,20 @@ class GoogleApis:
         with self._lock:
             if self._credentials is None:
                 if self.options.access_token_file:
+                    from webhook.adapters.gcp.token_file import TokenFileCredentials
+
                     self._credentials = TokenFileCredentials(self.options.access_token_file)
                 else:
+                    import google.auth
+
                     with google_errors("credentials", "google-auth default credentials"):
                         self._credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
             return self._credentials
 
     def access_token(self) -> Secret:
         """pullguard's current access token (refreshed when stale) — for the Docker data plane."""
+        from google.auth.transport.requests import Request
+
         creds = self.credentials()
         with self._lock, google_errors("credentials", "refreshing pullguard's access token"):
             if not creds.valid:
@@ -115,6 +95,8 @@ class GoogleApis:
 
     def impersonated(self, email: str) -> ga_credentials.Credentials:
         """Credentials of ``email`` via IAM Credentials ``generateAccessToken`` (needs TokenCreator)."""
+        from google.auth import impersonated_credentials
+
         base = self.options.endpoints.get("iamcredentials")
         override = (
             f"{base.rstrip('/')}/v1/projects/-/serviceAccounts/{email}:generateAccessToken" if base else None
@@ -130,6 +112,8 @@ class GoogleApis:
     # -- clients -----------------------------------------------------------------------------------
 
     def _options(self, service: str) -> ClientOptions:
+        from google.api_core.client_options import ClientOptions
+
         endpoint = self.options.endpoints.get(service)
         return ClientOptions(api_endpoint=endpoint) if endpoint else ClientOptions()
 

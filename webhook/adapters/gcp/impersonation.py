@@ -15,8 +15,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from google.auth.transport.requests import Request
-
 from webhook.adapters.gcp._errors import google_errors
 from webhook.adapters.gcp.apis import GoogleApis
 from webhook.core.gcp_iam import DOWNLOAD_PERMISSION
@@ -40,6 +38,8 @@ class ImpersonatedCheck:
             with self._lock:
                 cached = self._clients.setdefault(email, cached)
         credentials, client = cached
+        from google.auth.transport.requests import Request  # google-auth only when used (apis.py)
+
         with google_errors("iamcredentials", f"generateAccessToken for {email}"):
             if not credentials.valid:
                 credentials.refresh(Request())
