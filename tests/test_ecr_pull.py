@@ -513,8 +513,8 @@ def test_a_missing_tag_is_not_found_even_when_the_node_role_is_unknown(
     verdict = only_image(result)
     assert (verdict["outcome"], verdict["exists"]) == ("not-found", False)
     assert verdict["message"] == (
-        f"tag 2 of {ecr_host()}/{repo} does not exist (404): pullguard looked with its own AWS "
-        "credentials and "
+        f"tag 2 of {ecr_host()}/{repo} does not exist (404 MANIFEST_UNKNOWN): pullguard looked with its "
+        "own AWS credentials and "
         f"{ecr_host()} has no such manifest (the registry's pull-through cache rules could not be read: "
         "HTTP 500 "
         "(the endpoint does not implement describe_pull_through_cache_rules))"

@@ -112,8 +112,10 @@ def test_a_digest_behind_several_tags_is_fetched_once(
     results, seen = _checks(registry_noauth, images, None, want_manifest=True)
 
     assert results == ["pullable"] * 4
-    assert seen[("HEAD", 200)] == 4
-    assert seen[("GET", 200)] == 1  # the index, by digest, once for all four tags
+    # the first check GETs its tag (the index it needs anyway); the other three HEAD meanwhile and
+    # share one GET by digest if the first body has not arrived yet — never one download per tag
+    assert seen[("HEAD", 200)] == 3
+    assert 1 <= seen[("GET", 200)] <= 2
 
 
 def test_an_open_registry_costs_one_request_per_check(
@@ -171,7 +173,8 @@ def test_tags_of_one_private_repository_share_one_anonymous_probe(
     )
 
     assert answers == [("pullable", "private")] * 3
-    anonymous = [r for r in token_server.requests if r.username is None]
+    scope = (f"repository:{repo}:pull",)
+    anonymous = [r for r in token_server.requests if r.username is None and r.scopes == scope]
     assert len(anonymous) == 1  # "is it public?" asked once for the repository, not once per tag
 
 
@@ -184,6 +187,7 @@ def test_a_basic_challenge_met_without_credentials_answers_the_visibility_probe(
     answers, seen = run(_engine_checks(registry_htpasswd, [f"{registry_htpasswd.host}/{repo}:v1"], ALICE))
 
     assert answers == [("pullable", "private")]
-    # the unauthenticated HEAD that learnt the Basic challenge was the anonymous pull: no second one
-    heads = {k: n for k, n in seen.items() if k[0] == "HEAD"}
-    assert heads == {("HEAD", 401): 1, ("HEAD", 200): 1}
+    # the unauthenticated request that learnt the Basic challenge was the anonymous pull: no second one
+    refused = {k: n for k, n in seen.items() if k[1] == 401}
+    assert sum(refused.values()) == 1, seen
+    assert seen[("GET", 200)] >= 1 and ("HEAD", 200) not in seen

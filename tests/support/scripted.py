@@ -68,7 +68,12 @@ class ScriptedServer(LoopbackHTTP):
                 seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
                 with owner._lock:
                     owner.seen.append(seen)
-                route = owner.routes.get((self.command, urlsplit(self.path).path))
+                path = urlsplit(self.path).path
+                route = owner.routes.get((self.command, path))
+                if route is None and self.command == "GET":
+                    # A registry answers GET as it answers HEAD, plus the body: a path scripted only
+                    # for HEAD answers a GET alike (pullguard GETs a manifest it does not hold yet).
+                    route = owner.routes.get(("HEAD", path))
                 reply = route(seen) if callable(route) else route
                 if reply is None:
                     reply = Reply(

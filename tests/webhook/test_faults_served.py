@@ -58,8 +58,8 @@ CASES: dict[str, tuple[Rule, bool, bool, str]] = {
         "undetermined",
     ),
     "registry-wrong-digest": (Rule(MANIFEST, Fault.wrong_digest()), False, False, "digest-mismatch"),
-    "registry-wrong-digest-on-head": (
-        Rule(MANIFEST, Fault.wrong_digest(), method="HEAD"),
+    "registry-wrong-digest-on-the-tag": (
+        Rule(r"/v2/.+/manifests/[^:/]+$", Fault.wrong_digest()),
         False,
         False,
         "digest-mismatch",

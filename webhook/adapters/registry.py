@@ -5,8 +5,13 @@ It asks exactly what containerd asks when it resolves a reference (core/remotes/
 OCI types distribution answers 404 for OCI images; without the list types it silently resolves a
 multi-arch tag to its amd64 child — research/test-infrastructure.md §1f), falling back to GET on
 405 or a missing ``Docker-Content-Digest``. HEAD does not count against Docker Hub's pull limit;
-GET does, so manifests are fetched only for the platform check, by digest, and cached by digest
-(digests are immutable).
+GET does, so manifests are fetched only for the platform check and cached by digest (digests are
+immutable). The platform check needs the body anyway, so the first check of a reference whose
+manifest pullguard does not hold yet asks GET straight away instead of HEAD-then-GET: one request
+fewer, and the same one counted pull (Docker Hub counts the manifest GET either way). Once the
+body of the digest a tag last pointed to is cached, re-checks of the tag are HEADs again, and
+while one such GET is in flight for a repository, concurrent checks of that repository (other
+tags, other credentials) HEAD and share the body by digest.
 
 Concurrent checks share the work that does not depend on who asks (single flight): while the
 first request to a registry learns its challenge (the 401 that says Basic or Bearer, and where the
@@ -140,10 +145,15 @@ class RegistryClient:
         self._open: set[str] = set()
         self._token_flights: dict[tuple[str, str, str, str], asyncio.Task[tuple[str, float]]] = {}
         self._manifest_flights: dict[str, asyncio.Task[ManifestInfo]] = {}
-        #: (base, repository) -> when an unauthenticated HEAD met a Basic challenge, and its answer
+        #: (base, repository) -> an unauthenticated manifest request met Basic: when, and the answer
         self._refusals: OrderedDict[tuple[str, str], tuple[float, _Answer]] = OrderedDict()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._manifests: OrderedDict[str, ManifestInfo] = OrderedDict()
+        #: (base, repository, tag or digest) -> the digest it last resolved to (bounded)
+        self._resolved: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        #: repositories with a GET of a not-yet-held manifest in flight: concurrent checks of the
+        #: repository HEAD meanwhile and share bodies by digest (tags of one digest: not one GET each)
+        self._getting: set[tuple[str, str]] = set()
         self._on_request = on_request
         #: requests sent, per registry host (tests and the benchmark count them)
         self.requests: Counter[str] = Counter()
@@ -333,7 +343,7 @@ class RegistryClient:
         challenge = preferred(parse_all(response.headers.get_list("www-authenticate")))
         if challenge is None:
             return _Answer(response, body, authenticated, None)
-        if auth is None and challenge.scheme == "basic" and method == "HEAD":
+        if auth is None and challenge.scheme == "basic" and "/manifests/" in url:
             self._remember_refusal(base, repo, _Answer(response, body, False, challenge.error))
         if auth is not None:
             # We already presented what this registry asked for: the refusal is the answer.
@@ -442,10 +452,20 @@ class RegistryClient:
         url = f"{base}/v2/{ref.path}/manifests/{ref.manifest_reference}"
         if cred is None and (refused := self._known_refusal(base, ref.path)) is not None:
             return await self._failure(refused, url, base, ref, cred)
-        answer = await self._send("HEAD", url, base, ref.path, cred, ACCEPT, 0)
+        key = (base, ref.path, ref.manifest_reference)
+        known = ref.digest or self._resolved.get(key)
+        repository = (base, ref.path)
+        if want and (known is None or known not in self._manifests) and repository not in self._getting:
+            self._getting.add(repository)
+            try:
+                answer = await self._send("GET", url, base, ref.path, cred, ACCEPT, MAX_MANIFEST_BYTES)
+            finally:
+                self._getting.discard(repository)
+        else:
+            answer = await self._send("HEAD", url, base, ref.path, cred, ACCEPT, 0)
         response = answer.response
         digest = response.headers.get("docker-content-digest")
-        if response.status_code == 405 or (response.status_code == 200 and not digest):
+        if response.status_code == 405 or (response.status_code == 200 and not digest and not answer.body):
             answer = await self._send("GET", url, base, ref.path, cred, ACCEPT, MAX_MANIFEST_BYTES)
             response = answer.response
             digest = response.headers.get("docker-content-digest")  # what the GET announces
@@ -487,6 +507,11 @@ class RegistryClient:
             info = self._manifests.get(digest)
             if info is None:
                 info = await self._shared_manifest(ref, cred, base, digest, media, answer.body or None)
+        if digest:
+            self._resolved[key] = digest
+            self._resolved.move_to_end(key)
+            while len(self._resolved) > self.options.manifest_cache_size:
+                self._resolved.popitem(last=False)
         return Observation("pullable", 200, digest=digest, manifest=info)
 
     async def _shared_manifest(
