@@ -48,6 +48,15 @@ def merge_identities(answers: Sequence[NodeIdentities]) -> NodeIdentities:
     return NodeIdentities(by_node=by_node, extra_groups=tuple(extra), findings=tuple(findings))
 
 
+def _nodes_unreadable(reason: str) -> Finding:
+    return Finding(
+        "nodes-unreadable",
+        None,
+        f"the cluster's Nodes could not be read ({reason}); platforms come from "
+        "cluster.platforms and node identities are not known",
+    )
+
+
 class ClusterViews:
     """``await views.view(pods_admitted=...)``: the current ``ClusterView``, cached."""
 
@@ -70,8 +79,19 @@ class ClusterViews:
     def discovers(self) -> bool:
         return self.nodes is not None and not self.config.cluster.node_groups
 
-    async def view(self, *, pods_admitted: bool) -> ClusterView:
-        base = await self._views.get("view", self._build, self._ttl_of)
+    async def view(self, *, pods_admitted: bool, within: float | None = None) -> ClusterView:
+        """The view; if building it takes longer than ``within`` seconds, the view without Nodes.
+
+        The build goes on (the cache's loads are shielded) and serves the next admission; this one
+        is planned from the configuration, with the ``nodes-unreadable`` finding saying why.
+        """
+        load = self._views.get("view", self._build, self._ttl_of)
+        try:
+            base = await (load if within is None else asyncio.wait_for(load, max(0.0, within)))
+        except TimeoutError:
+            reason = f"no answer from the Kubernetes API within {max(0.0, within or 0.0):.2f}s"
+            base = cluster_view(self.config, pods_admitted=False, groups=None)
+            base = replace(base, extra_findings=(*base.extra_findings, _nodes_unreadable(reason)))
         return base if base.pods_admitted == pods_admitted else replace(base, pods_admitted=pods_admitted)
 
     async def _build(self) -> ClusterView:
@@ -87,14 +107,7 @@ class ClusterViews:
         assert self.nodes is not None
         nodes = await self.nodes.nodes()
         if isinstance(nodes, Unavailable):
-            return None, (
-                Finding(
-                    "nodes-unreadable",
-                    None,
-                    f"the cluster's Nodes could not be read ({nodes.reason}); platforms come from "
-                    "cluster.platforms and node identities are not known",
-                ),
-            )
+            return None, (_nodes_unreadable(nodes.reason),)
         if not nodes:
             return None, ()
         # The resolvers run together; merge_identities keeps their order (the first that knows wins).

@@ -27,9 +27,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from webhook.core.admission import (
     EPHEMERAL,
@@ -56,6 +56,8 @@ from webhook.nodeview import ClusterViews
 from webhook.ports import NamespaceSource, SecretSource
 from webhook.settings import Config
 
+R = TypeVar("R")
+
 log = logging.getLogger("pullguard.admission")
 
 #: Without ``?timeout=`` the safety net sits this far behind ``timeouts.deadlineSeconds``.
@@ -65,6 +67,10 @@ RESERVE_SHARE = 0.1
 MIN_RESERVE = 0.2
 #: The engine's deadline sits this far before the hard stop, so its partial verdict wins the race.
 ENGINE_LEAD = 0.15
+#: Reads from the Kubernetes API (the Namespace's labels, Nodes, Secrets, ServiceAccounts) may use
+#: at most this share of the engine's budget: a slow API server must leave the registry checks time
+#: to give per-image verdicts, not push the whole review into the safety net's generic answer.
+CLUSTER_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +97,33 @@ def budget(deadline_seconds: float, timeout_param: str | None) -> Budget:
 
 
 class _OnlyNamespace:
-    """A ``SecretSource`` that reads nothing outside the reviewed object's namespace."""
+    """A ``SecretSource`` that reads nothing outside the reviewed object's namespace, in time.
 
-    def __init__(self, inner: SecretSource, namespace: str) -> None:
+    Each read gets what is left of the review's cluster budget (``CLUSTER_SHARE``); a read that
+    does not answer by then is ``Unavailable`` — planned as kubelet plans a Secret it cannot
+    read, with a finding that says why — instead of holding the whole review.
+    """
+
+    def __init__(
+        self,
+        inner: SecretSource,
+        namespace: str,
+        until: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._inner = inner
         self.namespace = namespace
+        self._until = until
+        self._clock = clock
+
+    async def within_budget(self, read: Awaitable[R]) -> R | Unavailable:
+        if self._until is None:
+            return await read
+        left = max(0.0, self._until - self._clock())
+        try:
+            return await asyncio.wait_for(read, left)
+        except TimeoutError:
+            return Unavailable(f"no answer from the Kubernetes API within {left:.2f}s")
 
     def _refuse(self, namespace: str) -> Unavailable:
         return Unavailable(
@@ -106,12 +134,12 @@ class _OnlyNamespace:
     async def get_secret(self, namespace: str, name: str) -> SecretResult:
         if namespace != self.namespace:
             return self._refuse(namespace)
-        return await self._inner.get_secret(namespace, name)
+        return await self.within_budget(self._inner.get_secret(namespace, name))
 
     async def get_service_account(self, namespace: str, name: str) -> AccountResult:
         if namespace != self.namespace:
             return self._refuse(namespace)
-        return await self._inner.get_service_account(namespace, name)
+        return await self.within_budget(self._inner.get_service_account(namespace, name))
 
 
 @dataclass(slots=True)
@@ -186,8 +214,10 @@ class Reviewer:
         progress.namespace = namespace
         notes: list[str] = []
         exempt = namespace in self.config.exempt_namespaces
+        until = started + limits.engine * CLUSTER_SHARE
+        secrets = _OnlyNamespace(self.secrets, namespace, until, self._clock)
         if self.namespaces is not None and not exempt:
-            labels = await self.namespaces.namespace_labels(namespace)
+            labels = await secrets.within_budget(self.namespaces.namespace_labels(namespace))
             if isinstance(labels, Unavailable):
                 notes.append(
                     f"labels of namespace {namespace} unreadable ({labels.reason}); mode {self.config.mode}"
@@ -196,11 +226,11 @@ class Reviewer:
             progress.mode, note = resolve_mode(self.config.mode, labels)
             if note:
                 notes.append(note)
-        view = await self.views.view(pods_admitted=True)
+        view = await self.views.view(pods_admitted=True, within=until - self._clock())
         verdict = await self.engine.check_object(
             req.object,
             view,
-            _OnlyNamespace(self.secrets, namespace),
+            secrets,
             default_namespace=namespace,
             source="admission",
             deadline=started + limits.engine,
