@@ -56,7 +56,7 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
-TIMEOUT = pytest.mark.timeout(120 + EXAMPLES // 150)
+TIMEOUT = pytest.mark.timeout(120 + EXAMPLES // 40)  # generous: make fuzz may run on a loaded machine
 
 # ---- references -------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ _envelopes = json_values.map(
 ).map(str.encode)
 
 
-@pytest.mark.timeout(120 + EXAMPLES // 150)
+@pytest.mark.timeout(120 + EXAMPLES // 40)
 @counts_for(TARGET)
 @settings(
     max_examples=EXAMPLES,
