@@ -18,6 +18,8 @@ Slow clients: uvicorn times out idle keep-alive connections but not a client tha
 then dribbles its request (slowloris). ``_TimedH11Protocol`` closes a connection whose request
 head has not arrived within ``read_header_timeout`` seconds (Go ``http.Server.ReadHeaderTimeout``,
 which cert-manager sets for the same reason), or whose body has not within ``read_timeout``.
+The head timer runs from the connection's start and from the first byte of each later request;
+an idle keep-alive connection between requests is left to the keep-alive timeout.
 The TLS handshake itself is bounded by asyncio's 60 s ``ssl_handshake_timeout``.
 
 Shutdown: on SIGTERM uvicorn stops accepting, lets in-flight reviews finish for up to
@@ -282,7 +284,14 @@ class _TimedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
+            # Between requests the connection is idle: uvicorn's keep-alive timeout governs it (as
+            # Go's IdleTimeout would). The head timer starts again with the next request's first
+            # byte; armed here it would cut every idle keep-alive connection at read_header_timeout.
+            self._disarm()
+        else:
             self._follow()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -290,3 +290,27 @@ def test_a_running_webhook_is_ready_once_its_certificate_is_loaded(webhook_ready
 @pytest.fixture
 def webhook_ready(start_webhook: StartWebhook) -> RunningWebhook:
     return start_webhook({})
+
+
+def test_an_idle_keep_alive_connection_outlives_the_request_head_timeout(
+    start_webhook: StartWebhook, test_ca: trustme.CA
+) -> None:
+    """Found by the soak (bench/soak.py): the head timer used to cut every idle keep-alive
+    connection after read_header_timeout (10 s), not the keep-alive timeout (30 s), so clients that
+    reuse connections — the API server does — met resets."""
+    webhook = start_webhook({}, read_header_timeout=0.3)
+    host, port = webhook.server.address
+    request = b"GET /healthz HTTP/1.1\r\nHost: pullguard\r\n\r\n"
+    with (
+        socket.create_connection((host, port), timeout=5) as raw,
+        _trust(test_ca).wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        for _ in range(2):
+            tls.sendall(request)
+            answer = b""
+            while not answer.endswith(b"}"):  # head and the JSON body, however they are split
+                chunk = tls.recv(4096)
+                assert chunk, f"the server closed the connection after {answer!r}"
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+            time.sleep(0.6)  # idle for twice the head timeout, well within the keep-alive timeout
