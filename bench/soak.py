@@ -224,6 +224,9 @@ class Connections:
         self.port = int(port)
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.ssl = served.ssl_context()
+        #: At most ``size`` connections at once; a request waits for a free one (and the wait counts
+        #: in its latency, measured from the scheduled send time).
+        self.slots = asyncio.Semaphore(size)
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
@@ -235,6 +238,10 @@ class Connections:
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         """One request. A reused connection the server closed while idle is retried once on a new
         one — only when no byte of an answer came back, as Go's transport (the API server's) does."""
+        async with self.slots:
+            return await self._post(path, body)
+
+    async def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
         while self.idle:
             reader, writer = self.idle.pop()
             if not reader.at_eof() and not writer.is_closing():
@@ -290,6 +297,7 @@ class Load:
     ) -> None:
         self.served, self.host, self.pusher = served, host, pusher
         self.rate, self.seconds, self.flap = rate, seconds, flap
+        self.connections = 128
         self.minutes: list[Minute] = []
         self.unique = itertools.count()
         self.template = json.dumps(review(pod("NAME", "soak", ["IMAGE"]), uid="UID"))
@@ -340,7 +348,7 @@ class Load:
                     self.messages[f"{phase}: {why[:160]}"] += 1
 
     async def run(self, started: float) -> None:
-        pool = Connections(self.served, size=256)
+        pool = Connections(self.served, size=self.connections)
         t0 = time.monotonic()
         tasks: set[asyncio.Task[None]] = set()
         total = int(self.rate * self.seconds)
