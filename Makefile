@@ -42,7 +42,7 @@ fuzz: install
 fuzz-atheris: install
 	$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install --quiet 'atheris>=2.3'
 	for target in reference dockercfg review; do \
-	  $(BIN)/python tests/fuzz/atheris_targets.py $$target -runs=$${ATHERIS_RUNS:-200000} || exit 1; \
+	  $(BIN)/python tests/fuzz/atheris_targets.py $$target -runs=$${ATHERIS_RUNS:-1000000} || exit 1; \
 	done
 
 bench: install

@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing with atheris (libFuzzer) of the three parsers hostile input reaches.
 
 ``make fuzz-atheris`` runs each target in its own process for a fixed number of runs
-(``ATHERIS_RUNS``, default 200,000); it installs atheris into the virtualenv if missing (a wheel
+(``ATHERIS_RUNS``, default 1,000,000); it installs atheris into the virtualenv if missing (a wheel
 for CPython 3.11; ``make test`` never needs it). Where hypothesis (``tests/fuzz/test_*.py``)
 generates structured inputs, libFuzzer mutates raw bytes guided by the branches they reach in
 pullguard's own modules (instrumented at import). Each target asserts the same properties:
