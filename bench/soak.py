@@ -17,7 +17,10 @@ The parts, all real and on 127.0.0.1:
   registry (not through the forwarder), as CI does during a rollout;
 * an **open-loop** client (asyncio, a pool of keep-alive HTTPS connections like the API server's,
   HTTP/1.1 written by hand so the client costs less CPU than the server) sending ``--rate``
-  reviews a second on a fixed schedule, whatever the answers take.
+  reviews a second on a fixed schedule, whatever the answers take, over at most 128 connections
+  (every open TLS connection holds server buffers: with a client opening one per stalled request
+  the server's RSS measured the client's connection count — 549 MB after a minute at 200/s on a
+  loaded machine, against 141 MB with this cap).
   Latency is measured from the *scheduled* send time, so a stall cannot hide (no coordinated
   omission).
 
