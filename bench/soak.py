@@ -269,6 +269,9 @@ class Connections:
         except (ConnectionError, OSError) as exc:
             writer.close()
             raise _ClosedIdleError from exc
+        except BaseException:  # given up on (our own timeout): hang up, as the API server does
+            writer.close()
+            raise
         if not status_line:
             writer.close()
             raise _ClosedIdleError

@@ -7,15 +7,24 @@ an HTTP 500: a bug in pullguard is caught here, logged, and answered as an undet
 (``onUnknown`` decides, with a warning) when the ``uid`` is readable, or as HTTP 400 when it is
 not — so a ``failurePolicy: Ignore`` cannot turn pullguard's crash into a silent allow.
 
+A review whose caller has gone (the API server closes the connection when its ``?timeout=``
+passes) is cancelled rather than finished: under overload, work nobody will read must not delay
+the reviews still awaited (found by ``bench/soak.py``; without it an overloaded webhook kept
+answering requests whose callers had all given up, and answered none in time). Loads shared
+through the caches are shielded (``webhook/memo.py``), so a cancelled review never cancels
+another's registry request.
+
 ``/readyz`` is ready once the serving certificate is loaded (the server passes ``readiness``);
 ``/healthz`` only says the event loop answers. No docs or OpenAPI routes are served.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -24,7 +33,7 @@ from webhook.adapters.kube import KubeCluster
 from webhook.assembly import Assembly
 from webhook.core.admission import AdmissionResponse, Status
 from webhook.metrics import CONTENT_TYPE, Metrics
-from webhook.review import Reviewer
+from webhook.review import Answer, Reviewer
 from webhook.settings import Config
 
 log = logging.getLogger("pullguard.app")
@@ -69,6 +78,30 @@ async def _read_body(request: Request) -> bytes | JSONResponse:
     return b"".join(chunks)
 
 
+async def _caller_gone(request: Request) -> None:
+    """Returns when the client disconnects (after the body, ASGI ``receive`` waits for exactly that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_abandoned(request: Request, review: asyncio.Future[Answer]) -> Answer | None:
+    """The review's answer, or None (and the review cancelled) if the caller disconnects first."""
+    gone = asyncio.ensure_future(_caller_gone(request))
+    waiting: set[asyncio.Future[Any]] = {review, gone}
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # the handler itself is cancelled (shutdown): take the review along
+        review.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if review.done():
+        return review.result()
+    review.cancel()
+    log.info("the caller disconnected before the answer; review abandoned")
+    return None
+
+
 def create_app(reviewer: Reviewer, metrics: Metrics, readiness: Readiness = _not_ready) -> FastAPI:
     """The ASGI application; ``reviewer`` owns the engine and the cluster readers."""
     app = FastAPI(title="pullguard", docs_url=None, redoc_url=None, openapi_url=None)
@@ -81,7 +114,10 @@ def create_app(reviewer: Reviewer, metrics: Metrics, readiness: Readiness = _not
             if isinstance(read, JSONResponse):
                 return read
             body = read
-            answer = await reviewer.review(body, request.query_params.get("timeout"))
+            review = asyncio.ensure_future(reviewer.review(body, request.query_params.get("timeout")))
+            answer = await _unless_abandoned(request, review)
+            if answer is None:
+                return Response(status_code=499)  # nobody reads it (nginx's "client closed request")
             return JSONResponse(answer.document, status_code=answer.status)
         except Exception as exc:
             log.exception("internal error in /validate")

@@ -14,7 +14,8 @@ pullguard's own modules (instrumented at import). Each target asserts the same p
   object of a readable one is extracted or refused with an ``InputError`` naming a field.
 
 Usage: ``.venv/bin/python tests/fuzz/atheris_targets.py TARGET -runs=N`` (libFuzzer flags after
-the target); the seed corpus is ``tests/fuzz/seeds/TARGET`` (valid inputs to mutate from). Any other exception or failed property is a crash: libFuzzer prints the input and
+the target); the seed corpus is ``tests/fuzz/seeds/TARGET`` (valid inputs to mutate from).
+Any other exception or failed property is a crash: libFuzzer prints the input and
 exits non-zero.
 """
 
