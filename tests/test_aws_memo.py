@@ -65,3 +65,16 @@ def test_a_failed_load_is_not_cached() -> None:
     with pytest.raises(RuntimeError):
         asyncio.run(memo.get("k", load))
     assert asyncio.run(memo.get("k", load)) == "ok"
+
+
+def test_expired_entries_of_keys_never_asked_again_are_dropped() -> None:
+    """Found by the soak (bench/soak.py): unique tags, each answered once, used to stay cached
+    (expired) until max_entries pushed them out, so memory grew with the stream of new tags."""
+    clock = Clock()
+    memo: Memo[int] = Memo(10.0, clock=clock, max_entries=1000)
+    for i in range(500):
+        clock.now = float(i)
+        memo.put(f"tag-{i}", i, 10.0)
+    assert len(memo) <= 11  # only the last ten seconds' worth is still fresh
+    assert memo.peek("tag-499") == 499
+    assert memo.peek("tag-0") is None

@@ -189,3 +189,39 @@ def test_missing_spec_is_named() -> None:
     with pytest.raises(InputError) as err:
         extract({"kind": "Deployment", "metadata": {"name": "d"}, "spec": {}}, "default")
     assert err.value.field == "spec.template"
+
+
+@pytest.mark.parametrize(
+    ("obj", "field"),
+    [
+        pytest.param(
+            {"kind": "Pod", "metadata": {"name": "p", "labels": []}, "spec": {"containers": []}},
+            "metadata.labels",
+            id="pod-labels-not-an-object",
+        ),
+        pytest.param(
+            {
+                "kind": "Deployment",
+                "metadata": {"name": "d"},
+                "spec": {"template": {"metadata": {"labels": {"a": 1}}, "spec": {"containers": []}}},
+            },
+            'spec.template.metadata.labels["a"]',
+            id="template-label-not-a-string",
+        ),
+        pytest.param(
+            {
+                "kind": "CronJob",
+                "metadata": {"name": "c"},
+                "spec": {"jobTemplate": {"spec": {"template": {"metadata": 5, "spec": {"containers": []}}}}},
+            },
+            "spec.jobTemplate.spec.template.metadata",
+            id="template-metadata-not-an-object",
+        ),
+    ],
+)
+def test_malformed_pod_labels_name_their_full_path(obj: dict[str, Any], field: str) -> None:
+    """Found by the fuzzer: the field used to be just "labels", and a non-object metadata passed."""
+    with pytest.raises(InputError) as err:
+        extract(obj, "default")
+    assert err.value.field == field
+    assert field in err.value.message

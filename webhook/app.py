@@ -7,6 +7,13 @@ an HTTP 500: a bug in pullguard is caught here, logged, and answered as an undet
 (``onUnknown`` decides, with a warning) when the ``uid`` is readable, or as HTTP 400 when it is
 not — so a ``failurePolicy: Ignore`` cannot turn pullguard's crash into a silent allow.
 
+A review whose caller has gone (the API server closes the connection when its ``?timeout=``
+passes) is cancelled rather than finished: under overload, work nobody will read must not delay
+the reviews still awaited (found by ``bench/soak.py``; without it an overloaded webhook kept
+answering requests whose callers had all given up, and answered none in time). Loads shared
+through the caches are shielded (``webhook/memo.py``), so a cancelled review never cancels
+another's registry request.
+
 ``/readyz`` is ready once the serving certificate is loaded (the server passes ``readiness``);
 ``/healthz`` only says the event loop answers. No docs or OpenAPI routes are served.
 
@@ -19,6 +26,7 @@ else — the other routes, a GET of ``/validate`` (405), unknown paths (404) —
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -32,7 +40,7 @@ from webhook.adapters.kube import KubeCluster
 from webhook.assembly import Assembly
 from webhook.core.admission import AdmissionResponse, Status
 from webhook.metrics import CONTENT_TYPE, Metrics
-from webhook.review import Reviewer
+from webhook.review import Answer, Reviewer
 from webhook.settings import Config
 
 log = logging.getLogger("pullguard.app")
@@ -86,7 +94,7 @@ class _Validate:
             await self.fallback(scope, receive, send)
             return
         status, document = await self._answer(scope, receive)
-        payload = _json(document)
+        payload = b"" if document is None else _json(document)
         headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
@@ -95,7 +103,10 @@ class _Validate:
         body = b""
         try:
             body = await _body(scope, receive)
-            answer = await self.reviewer.review(body, _query_param(scope, "timeout"))
+            review = asyncio.ensure_future(self.reviewer.review(body, _query_param(scope, "timeout")))
+            answer = await _unless_abandoned(receive, review)
+            if answer is None:
+                return 499, None  # nobody reads it (nginx's "client closed request")
             return answer.status, answer.document
         except _TooLargeError as exc:
             if exc.declared is not None:
@@ -114,6 +125,30 @@ class _Validate:
             message = f"pullguard: internal error ({type(exc).__name__}) reading this review; see its log"
             response = AdmissionResponse(uid, False, "error", Status(500, "InternalError", message))
             return 200, response.to_review()
+
+
+async def _caller_gone(receive: Receive) -> None:
+    """Returns when the client disconnects (after the body, ASGI ``receive`` waits for exactly that)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_abandoned(receive: Receive, review: asyncio.Future[Answer]) -> Answer | None:
+    """The review's answer, or None (and the review cancelled) if the caller disconnects first."""
+    gone = asyncio.ensure_future(_caller_gone(receive))
+    waiting: set[asyncio.Future[Any]] = {review, gone}
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # the handler itself is cancelled (shutdown): take the review along
+        review.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if review.done():
+        return review.result()
+    review.cancel()
+    log.info("the caller disconnected before the answer; review abandoned")
+    return None
 
 
 async def _body(scope: Scope, receive: Receive) -> bytes:

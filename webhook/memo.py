@@ -8,7 +8,8 @@ cancel the load the others wait for). The value is stored when the load finishes
 done-callback, so an answer that arrives after every waiter gave up still serves the next one.
 
 ``ttl_of(value)`` decides per value (0: do not keep it), so transient failures are retried next
-time while definite answers are kept; entries beyond ``max_entries`` are dropped oldest first.
+time while definite answers are kept; entries beyond ``max_entries`` are dropped oldest first,
+and expired ones at the oldest end are dropped whenever a value is stored.
 ``stats`` counts ``<prefix>hit``, ``<prefix>miss`` and ``single_flight`` for ``/metrics``.
 """
 
@@ -71,9 +72,18 @@ class Memo(Generic[V]):
         """Keep ``value`` for ``ttl`` seconds (nothing when ``ttl <= 0``)."""
         if ttl <= 0:
             return
-        self._values[key] = (self._clock() + ttl, value)
+        now = self._clock()
+        self._values[key] = (now + ttl, value)
         self._values.move_to_end(key)
         while len(self._values) > self._max:
+            self._values.popitem(last=False)
+        # Expired entries at the old end go too: a stream of keys never asked again (unique tags,
+        # each answered once) would otherwise stay in memory until max_entries pushes them out
+        # (found by bench/soak.py: RSS grew until the cache was full).
+        while self._values:
+            oldest = next(iter(self._values.values()))
+            if oldest[0] > now:
+                break
             self._values.popitem(last=False)
 
     def forget(self, key: Hashable) -> None:

@@ -18,6 +18,8 @@ Slow clients: uvicorn times out idle keep-alive connections but not a client tha
 then dribbles its request (slowloris). ``_TimedHttpToolsProtocol`` closes a connection whose request
 head has not arrived within ``read_header_timeout`` seconds (Go ``http.Server.ReadHeaderTimeout``,
 which cert-manager sets for the same reason), or whose body has not within ``read_timeout``.
+The head timer runs from the connection's start and from the first byte of each later request;
+an idle keep-alive connection between requests is left to the keep-alive timeout.
 The TLS handshake itself is bounded by asyncio's 60 s ``ssl_handshake_timeout``.
 
 Event loop: ``run`` drives the server on uvloop (libuv; its TLS and socket transports are
@@ -237,8 +239,8 @@ class _TimedHttpToolsProtocol(HttpToolsProtocol):
     httptools (llhttp, in C) rather than h11 (pure Python): parsing the request and writing the
     response through h11 were about a sixth of the CPU of a cached admission (B1). The phases are
     those of Go's ``http.Server``: waiting for a request head (``read_header_timeout``, from the
-    moment the connection is idle), then for its body (``read_timeout``), then none while
-    pullguard works on the answer.
+    connection's start and from the first byte of each later request), then for its body
+    (``read_timeout``), then none while pullguard works on the answer.
     """
 
     read_header_timeout: float = READ_HEADER_TIMEOUT
@@ -298,8 +300,13 @@ class _TimedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._unanswered = max(0, self._unanswered - 1)
-        if not self.transport.is_closing() and not self._receiving and not self._unanswered:
-            self._arm("head", self.read_header_timeout)
+        if self.transport.is_closing() or self._receiving or self._unanswered:
+            return
+        # Between requests the connection is idle: uvicorn's keep-alive timeout governs it (as Go's
+        # IdleTimeout would). The head timer starts again with the next request's first byte
+        # (on_message_begin); armed here it would cut every idle keep-alive connection at
+        # read_header_timeout.
+        self._disarm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

@@ -141,6 +141,8 @@ class TokenServer(LoopbackHTTP):
         """When set, token requests are answered with this status and a JSON error body."""
         self.fail_times: int | None = None
         """How many requests ``fail_with_status`` applies to (None = until cleared)."""
+        self.refresh_token: str | None = None
+        """When set, every token response also carries this ``refresh_token`` (OAuth2, as Docker Hub)."""
         self._own_workdir = workdir is None
         self._workdir = workdir or make_workdir("tok")
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -429,6 +431,8 @@ def _make_handler(ts: TokenServer) -> type[BaseHTTPRequestHandler]:
             }
             if method == "POST":
                 payload["scope"] = " ".join(scopes)
+            if ts.refresh_token:
+                payload["refresh_token"] = ts.refresh_token
             self.reply_json(200, payload)
 
     return Handler

@@ -332,3 +332,62 @@ def test_a_running_webhook_is_ready_once_its_certificate_is_loaded(webhook_ready
 @pytest.fixture
 def webhook_ready(start_webhook: StartWebhook) -> RunningWebhook:
     return start_webhook({})
+
+
+def test_an_idle_keep_alive_connection_outlives_the_request_head_timeout(
+    start_webhook: StartWebhook, test_ca: trustme.CA
+) -> None:
+    """Found by the soak (bench/soak.py): the head timer used to cut every idle keep-alive
+    connection after read_header_timeout (10 s), not the keep-alive timeout (30 s), so clients that
+    reuse connections — the API server does — met resets."""
+    webhook = start_webhook({}, read_header_timeout=0.3)
+    host, port = webhook.server.address
+    request = b"GET /healthz HTTP/1.1\r\nHost: pullguard\r\n\r\n"
+    with (
+        socket.create_connection((host, port), timeout=5) as raw,
+        _trust(test_ca).wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        for _ in range(2):
+            tls.sendall(request)
+            answer = b""
+            while not answer.endswith(b"}"):  # head and the JSON body, however they are split
+                chunk = tls.recv(4096)
+                assert chunk, f"the server closed the connection after {answer!r}"
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+            time.sleep(0.6)  # idle for twice the head timeout, well within the keep-alive timeout
+
+
+def test_a_review_whose_caller_hung_up_is_abandoned_not_finished(
+    start_webhook: StartWebhook, test_ca: trustme.CA, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by the soak (bench/soak.py): overloaded, the webhook kept working on reviews whose
+    callers had given up, and then answered none in time. The API server closes the connection
+    when its timeout passes; the review is cancelled then, not run to its own deadline."""
+    with socket.create_server(("127.0.0.1", 0)) as hung:  # listens, never answers: a hung registry
+        registry = f"127.0.0.1:{hung.getsockname()[1]}"
+        config = {
+            "network": {"allowLoopback": True, "plainHttp": [registry]},
+            "timeouts": {"deadlineSeconds": 8, "requestSeconds": 6},
+        }
+        webhook = start_webhook(config)
+        caplog.set_level(logging.INFO)
+        body = json.dumps(review(pod("web", "shop", [f"{registry}/team/app:1"]), uid="gone-uid")).encode()
+        host, port = webhook.server.address
+        with (
+            socket.create_connection((host, port), timeout=5) as raw,
+            _trust(test_ca).wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            head = f"POST /validate HTTP/1.1\r\nHost: pullguard\r\nContent-Length: {len(body)}\r\n\r\n"
+            tls.sendall(head.encode() + body)
+            time.sleep(0.3)  # the check is now waiting on the hung registry
+        hung_up = time.monotonic()
+        _wait(lambda: any("review abandoned" in r.getMessage() for r in caplog.records), 3)
+        assert time.monotonic() - hung_up < 3  # long before the review's own 8 s deadline
+        assert not any(
+            r.getMessage() == "admission" and getattr(r, "fields", {}).get("uid") == "gone-uid"
+            for r in caplog.records
+        )
+        # the webhook goes on serving
+        with webhook.client(timeout=10) as client:
+            assert client.get("/healthz").status_code == 200

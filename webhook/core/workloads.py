@@ -233,7 +233,10 @@ def extract(obj: Mapping[str, Any], default_namespace: str | None, source: str =
         raise InputError(f"{sa_field} must be a string", sa_field)
 
     template_meta: Any = obj.get("metadata") if is_pod else _template_metadata(obj, path)
-    labels = _str_map(template_meta.get("labels") if isinstance(template_meta, Mapping) else None, "labels")
+    meta_field = "metadata" if is_pod else ".".join((*path[:-1], "metadata"))
+    if template_meta is not None and not isinstance(template_meta, Mapping):
+        raise InputError(f"{meta_field} must be an object", meta_field)
+    labels = _str_map(template_meta.get("labels") if template_meta else None, f"{meta_field}.labels")
 
     affinity = spec.get("affinity") or {}
     if not isinstance(affinity, Mapping):
