@@ -35,7 +35,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -51,6 +51,9 @@ from webhook.core.outcomes import describe_retry_after, describe_status, outcome
 from webhook.core.platforms import Platform, normalize
 from webhook.core.redact import redact_url
 from webhook.core.reference import DIGEST_HEX_LENGTHS, ImageReference
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -435,10 +438,8 @@ class RegistryClient:
         pull, so the 401 the first credentialed check collects while learning the challenge is
         also the answer to "is it public?" for that repository — the probe need not ask again.
         """
-        self._refusals[(base, repo)] = (time.monotonic(), answer)
-        self._refusals.move_to_end((base, repo))
-        while len(self._refusals) > self.options.manifest_cache_size:
-            self._refusals.popitem(last=False)
+        seen = (time.monotonic(), answer)
+        _bounded_put(self._refusals, (base, repo), seen, self.options.manifest_cache_size)
 
     def _known_refusal(self, base: str, repo: str) -> _Answer | None:
         hit = self._refusals.get((base, repo))
@@ -508,10 +509,7 @@ class RegistryClient:
             if info is None:
                 info = await self._shared_manifest(ref, cred, base, digest, media, answer.body or None)
         if digest:
-            self._resolved[key] = digest
-            self._resolved.move_to_end(key)
-            while len(self._resolved) > self.options.manifest_cache_size:
-                self._resolved.popitem(last=False)
+            _bounded_put(self._resolved, key, digest, self.options.manifest_cache_size)
         return Observation("pullable", 200, digest=digest, manifest=info)
 
     async def _shared_manifest(
@@ -587,10 +585,7 @@ class RegistryClient:
         return Observation(outcome, status, code, detail)
 
     def _remember(self, digest: str, info: ManifestInfo) -> None:
-        self._manifests[digest] = info
-        self._manifests.move_to_end(digest)
-        while len(self._manifests) > self.options.manifest_cache_size:
-            self._manifests.popitem(last=False)
+        _bounded_put(self._manifests, digest, info, self.options.manifest_cache_size)
 
     async def _manifest_info(
         self,
@@ -726,6 +721,14 @@ def _too_large(url: str, cap: int) -> str:
             "(MaxManifestSize); containerd refuses it as well"
         )
     return f"{redact_url(url)} sent more than {cap} bytes; refused"
+
+
+def _bounded_put(cache: OrderedDict[K, V], key: K, value: V, size: int) -> None:
+    """Store as the newest entry; drop the oldest past ``size`` (a small LRU of facts by key)."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
