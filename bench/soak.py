@@ -17,10 +17,12 @@ The parts, all real and on 127.0.0.1:
   registry (not through the forwarder), as CI does during a rollout;
 * an **open-loop** client (asyncio, a pool of keep-alive HTTPS connections like the API server's,
   HTTP/1.1 written by hand so the client costs less CPU than the server) sending ``--rate``
-  reviews a second on a fixed schedule, whatever the answers take, over at most 128 connections
-  (every open TLS connection holds server buffers: with a client opening one per stalled request
-  the server's RSS measured the client's connection count — 549 MB after a minute at 200/s on a
-  loaded machine, against 141 MB with this cap).
+  reviews a second on a fixed schedule, whatever the answers take, over at most ``--connections``
+  (default 1024). The API server's transport does not cap connections per host, and Little's law
+  wants rate × the slowest answer (200/s × the 3 s deadline = 600) while the registry hangs: with
+  a cap of 128 the requests queued in the client, and the latency measured was the client's queue
+  (p99 15 s in a 10-minute run whose server answers all took ≤ 3 s). Every open TLS connection
+  holds server buffers, so the RSS figures include the connections the load needs.
   Latency is measured from the *scheduled* send time, so a stall cannot hide (no coordinated
   omission).
 
@@ -299,11 +301,18 @@ class Connections:
 
 class Load:
     def __init__(
-        self, served: Served, host: str, pusher: Pusher, rate: float, seconds: float, flap: float
+        self,
+        served: Served,
+        host: str,
+        pusher: Pusher,
+        rate: float,
+        seconds: float,
+        flap: float,
+        connections: int = 1024,
     ) -> None:
         self.served, self.host, self.pusher = served, host, pusher
         self.rate, self.seconds, self.flap = rate, seconds, flap
-        self.connections = 128
+        self.connections = connections
         self.minutes: list[Minute] = []
         self.unique = itertools.count()
         self.template = json.dumps(review(pod("NAME", "soak", ["IMAGE"]), uid="UID"))
@@ -440,6 +449,12 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=3.0, help="timeouts.deadlineSeconds")
     parser.add_argument("--note", default="", help="e.g. 'measured under load'")
     parser.add_argument(
+        "--connections",
+        type=int,
+        default=1024,
+        help="the client's connection cap (the API server's transport has none; requests beyond it queue)",
+    )
+    parser.add_argument(
         "--steady", action="store_true", help="no forwarder: pullguard talks to the registry directly"
     )
     args = parser.parse_args()
@@ -469,7 +484,7 @@ def main() -> None:
             with serve(config, Path(tmp)) as served:
                 pusher.start()
                 flap = 0.0 if args.steady else args.flap_seconds
-                load = Load(served, host, pusher, args.rate, args.minutes * 60, flap)
+                load = Load(served, host, pusher, args.rate, args.minutes * 60, flap, args.connections)
                 asyncio.run(load.run(started))
         finally:
             pusher.stop.set()
