@@ -191,3 +191,21 @@ def test_a_basic_challenge_met_without_credentials_answers_the_visibility_probe(
     refused = {k: n for k, n in seen.items() if k[1] == 401}
     assert sum(refused.values()) == 1, seen
     assert seen[("GET", 200)] >= 1 and ("HEAD", 200) not in seen
+
+
+def test_missing_tags_of_one_repository_share_one_tag_listing(
+    registry_htpasswd: RegistryProcess, repo_name: RepoName
+) -> None:
+    """Five missing tags at once: one listing for the "did you mean" suggestions, not five.
+
+    A listing of a large repository takes pages and holds a registry slot; one per missing tag
+    piled up in bench/soak.py until they held every slot and every other check timed out.
+    """
+    repo = repo_name()
+    push_image(registry_htpasswd, repo, "v1")
+    images = [f"{registry_htpasswd.host}/{repo}:v{i}-missing" for i in range(5)]
+
+    answers, seen = run(_engine_checks(registry_htpasswd, images, ALICE))
+
+    assert [outcome for outcome, _ in answers] == ["not-found"] * 5
+    assert seen[("GET", 200)] == 1, seen  # the tag listing; the manifests answered 404

@@ -83,7 +83,7 @@ class Engine:
         #: (registry, repository) -> the anonymous probe in flight for it (one per repository at once)
         self._probing: dict[tuple[str, str], asyncio.Future[Observation]] = {}
         #: (registry, repository, fingerprint) -> the tags that identity may list
-        self._listings: Memo[tuple[list[str], bool]] = Memo(
+        self._listings: Memo[tuple[list[str], bool] | None] = Memo(
             options.negative_ttl, clock=clock, max_entries=size
         )
 
@@ -271,17 +271,23 @@ class Engine:
         )
 
     async def _list_tags(self, ref: ImageReference, seer: PlannedAttempt) -> tuple[list[str], bool] | None:
-        """The repository's tags as ``seer`` sees them, cached like a negative answer."""
-        assert self.registry is not None
+        """The repository's tags as ``seer`` sees them, cached like a negative answer.
+
+        Single-flighted per (registry, repository, identity): a listing of a large repository takes
+        several pages and holds a registry slot, so concurrent missing tags of one repository must
+        share one (``bench/soak.py`` found one listing per missing tag piling up until they held
+        every slot of the registry and every other check timed out).
+        """
+        registry = self.registry
+        assert registry is not None
         key = (ref.domain, ref.path, seer.fingerprint)
-        hit = self._listings.peek(key)
-        if hit is not None:
+        if self._listings.peek(key) is not None:
             self.stats["tags_cached"] += 1
-            return hit
-        listed = await self.registry.list_tags(ref, seer.credential)
-        if listed is not None:
-            self._listings.put(key, listed, self.options.negative_ttl)
-        return listed
+        return await self._listings.get(
+            key,
+            lambda: registry.list_tags(ref, seer.credential),
+            lambda listed: self.options.negative_ttl if listed is not None else 0.0,
+        )
 
     async def _probe(self, ref: ImageReference) -> Observation:
         """The anonymous visibility probe; a refusal is remembered for the whole repository.
