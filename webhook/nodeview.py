@@ -90,12 +90,15 @@ class ClusterViews:
             base = await (load if within is None else asyncio.wait_for(load, max(0.0, within)))
         except TimeoutError:
             reason = f"no answer from the Kubernetes API within {max(0.0, within or 0.0):.2f}s"
-            base = cluster_view(self.config, pods_admitted=False, groups=None)
-            base = replace(base, extra_findings=(*base.extra_findings, _nodes_unreadable(reason)))
+            base = self._view(None, (_nodes_unreadable(reason),))
         return base if base.pods_admitted == pods_admitted else replace(base, pods_admitted=pods_admitted)
 
     async def _build(self) -> ClusterView:
         groups, findings = await self._discover() if self.discovers else (None, ())
+        return self._view(groups, findings)
+
+    def _view(self, groups: tuple[NodeGroup, ...] | None, findings: tuple[Finding, ...]) -> ClusterView:
+        """The configuration's view with ``groups`` (None: from the configuration) and ``findings``."""
         base = cluster_view(self.config, pods_admitted=False, groups=groups)
         return replace(base, extra_findings=base.extra_findings + findings) if findings else base
 
